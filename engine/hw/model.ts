@@ -1,0 +1,229 @@
+/**
+ * The contract between the kernel half (engine/kernel, mirroring iommufd) and an IOMMU model
+ * (engine/hw/<model>), in the shape of Linux's `struct iommu_ops` / `struct iommu_domain_ops`
+ * (include/linux/iommu.h).
+ *
+ * An IOMMU model has two halves, as a real system does:
+ *  - the *driver* (drivers/iommu/intel/*.c for VT-d): allocates domains, writes page tables and
+ *    context/PASID entries into simulated physical memory, submits invalidation descriptors;
+ *  - the *hardware* (QEMU's hw/i386/intel_iommu.c for VT-d): registers, caches, the walker, fault
+ *    recording. Devices' DMA goes to the hardware only.
+ * iommufd reaches the driver only through `IommuOps` and `IommuDomain.ops`, never the hardware's
+ * state, exactly as iommufd reaches drivers only through iommu_ops.
+ *
+ * Addresses in this interface are plain numbers: domains' apertures are at most 57 bits wide and
+ * the simulated physical address space is 46 bits, so every value is exact below 2^53.
+ */
+import type { Err, Rc } from "../uapi/errno.ts";
+
+/** include/linux/iommu.h IOMMU_READ … : protection bits of a mapping. */
+export const IOMMU_READ = 1 << 0;
+export const IOMMU_WRITE = 1 << 1;
+export const IOMMU_CACHE = 1 << 2;
+export const IOMMU_NOEXEC = 1 << 3;
+export const IOMMU_MMIO = 1 << 4;
+export const IOMMU_PRIV = 1 << 5;
+
+/** IOMMU_NO_PASID: the RID's own address space in scalable mode (RID_PASID = 0 in Linux). */
+export const IOMMU_NO_PASID = 0;
+
+/** enum iommu_cap (include/linux/iommu.h), the ones iommufd asks about. */
+export type IommuCap = "CACHE_COHERENCY" | "ENFORCE_CACHE_COHERENCY" | "DIRTY_TRACKING" | "DEFERRED_FLUSH";
+
+/** A simulated PCI device: what the IOMMU core and iommufd know about it. */
+export interface SimDevice {
+  /** index N of /dev/vfio/devices/vfioN */
+  readonly index: number;
+  readonly name: string;
+  readonly path: string;
+  /** requester id: bus << 8 | devfn */
+  readonly rid: number;
+  /** PASID width in bits (0: no PASID capability) */
+  readonly pasidBits: number;
+  readonly pri: boolean;
+  readonly ats: boolean;
+  /** IOMMU group number; devices of one group share attachments */
+  readonly group: number;
+}
+
+/** enum iommu_resv_type (include/linux/iommu.h) */
+export type ResvType = "DIRECT" | "DIRECT_RELAXABLE" | "RESERVED" | "MSI" | "SW_MSI";
+
+/** struct iommu_resv_region: IOVA the device must not get mapped (or that must stay 1:1). */
+export interface ResvRegion {
+  start: number;
+  length: number;
+  type: ResvType;
+}
+
+/** Flags of ops.domainAllocPagingFlags: the uAPI IOMMU_HWPT_ALLOC_* bits that reach drivers. */
+export const DOMAIN_ALLOC_NEST_PARENT = 1 << 0;
+export const DOMAIN_ALLOC_DIRTY_TRACKING = 1 << 1;
+export const DOMAIN_ALLOC_PASID = 1 << 3;
+
+/** struct iommu_domain_ops: what the core may do to a domain. */
+export interface IommuDomainOps {
+  /**
+   * Map `pgcount` pages of `pgsize` (a size in the domain's pgsizeBitmap) from `iova` to `paddr`.
+   * Returns the number of bytes mapped, or an Err (nothing is left half-done for a failed page).
+   */
+  mapPages(iova: number, paddr: number, pgsize: number, pgcount: number, prot: number): number | Err;
+  /** Unmap up to `pgcount` pages of `pgsize` at `iova`; returns bytes unmapped (0 if nothing was there). */
+  unmapPages(iova: number, pgsize: number, pgcount: number): number;
+  /** Make the preceding unmaps visible: invalidate the IOTLB for [iova, iova + size). */
+  iotlbSync(iova: number, size: number): void;
+  flushIotlbAll(): void;
+  /** What the table holds at `iova`, for tests and views: physical address, or -1 when unmapped. */
+  iovaToPhys(iova: number): number;
+  /** Dirty tracking (struct iommu_dirty_ops); absent when the domain cannot track. */
+  setDirtyTracking?(enable: boolean): Rc;
+  /**
+   * Report dirty IOVA in [iova, iova + size) through `record`, clearing the dirty state unless
+   * `noClear` (IOMMU_DIRTY_NO_CLEAR). Returns an Err when the domain is not tracking.
+   */
+  readAndClearDirty?(iova: number, size: number, noClear: boolean, record: (iova: number, length: number) => void): Rc;
+  /** Forbid no-snoop for this domain (enforce_cache_coherency). */
+  enforceCacheCoherency(): boolean;
+}
+
+/** struct iommu_domain */
+export interface IommuDomain {
+  readonly type: "paging" | "nested" | "blocked" | "identity";
+  /** hardware domain id, for display (VT-d DID) */
+  readonly id: number;
+  /** bitmap of supported page sizes (bit n set = 2^n bytes) */
+  pgsizeBitmap: number;
+  /** domain->geometry.aperture_start / aperture_end (inclusive) */
+  readonly apertureStart: number;
+  readonly apertureEnd: number;
+  readonly ops: IommuDomainOps;
+  /** Allocated with NEST_PARENT (may be the parent of nested domains). */
+  readonly nestParent: boolean;
+  readonly dirtyTracking: boolean;
+  /** Parent of a nested domain. */
+  readonly parent?: IommuDomain;
+  /** The driver (ops) that made it: attaching to a device of another IOMMU is refused. */
+  readonly owner: IommuOps;
+}
+
+/** Output of ops.hwInfo: enum iommu_hw_info_type and its payload, little-endian bytes. */
+export interface HwInfo {
+  type: number;
+  data: Uint8Array;
+}
+
+/** struct iommu_ops: per-IOMMU-driver operations the core and iommufd use. */
+export interface IommuOps {
+  readonly name: string;
+  /** iommu_capable(dev, cap) */
+  capable(dev: SimDevice, cap: IommuCap): boolean;
+  /** ops->hw_info: the vendor info blob. `type` is the requested type (0 = default). */
+  hwInfo(dev: SimDevice, type: number): HwInfo | Err;
+  /** ops->domain_alloc_paging_flags: a new empty paging domain. */
+  domainAllocPagingFlags(dev: SimDevice, flags: number, userData: null): IommuDomain | Err;
+  /** ops->get_resv_regions */
+  getResvRegions(dev: SimDevice): ResvRegion[];
+  /** Attach `domain` to the device's RID (pasid = IOMMU_NO_PASID) or to one PASID. Replaces what was there. */
+  attachDev(domain: IommuDomain, dev: SimDevice, pasid: number): Rc;
+  /** Put the RID or PASID back to blocking DMA (the blocked domain). Never fails. */
+  blockDev(dev: SimDevice, pasid: number): void;
+  /** Free a domain no device is attached to. */
+  domainFree(domain: IommuDomain): void;
+  /** Maximum PASIDs the device may use through this IOMMU (0: none). */
+  maxPasids(dev: SimDevice): number;
+}
+
+/** The result of one DMA translation by the hardware. */
+export type Translation =
+  | { ok: true; pa: number; /** bytes from pa to the end of the translated page */ size: number; perm: number }
+  | { ok: false; reason: number; name: string };
+
+/** A DMA request as it arrives at the IOMMU. */
+export interface DmaRequest {
+  rid: number;
+  /** -1: a request without PASID */
+  pasid: number;
+  iova: number;
+  write: boolean;
+}
+
+/** The hardware half: what devices talk to. */
+export interface IommuHw {
+  readonly name: string;
+  /** Translate one request (one page's worth); records faults as the hardware does. */
+  translate(req: DmaRequest): Translation;
+}
+
+/**
+ * A whole IOMMU model, as a machine holds it.
+ * @example const m = createVtd(machine); m.ops.domainAllocPagingFlags(dev, 0, null)
+ */
+export interface IommuModel {
+  readonly kind: string;
+  readonly ops: IommuOps;
+  readonly hw: IommuHw;
+}
+
+/**
+ * iommu_pgsize() + __iommu_map() (drivers/iommu/iommu.c): map [iova, iova + size) to paddr with
+ * the largest page sizes the domain allows that fit the alignment of both addresses, at most
+ * `maxPgsize` (PAGE_SIZE when the IOAS has huge pages disabled). On failure, whatever was mapped
+ * by this call is unmapped again (iommu_map undoes a partial map).
+ */
+export function iommuMap(domain: IommuDomain, iova: number, paddr: number, size: number, prot: number, maxPgsize = Infinity): number | Err {
+  const origIova = iova;
+  let mapped = 0;
+  while (size > 0) {
+    const { pgsize, count } = iommuPgsize(domain.pgsizeBitmap, iova, paddr, size, maxPgsize);
+    const r = domain.ops.mapPages(iova, paddr, pgsize, count, prot);
+    if (typeof r !== "number") {
+      if (mapped) iommuUnmap(domain, origIova, mapped);
+      return r;
+    }
+    iova += r;
+    paddr += r;
+    size -= r;
+    mapped += r;
+  }
+  return mapped;
+}
+
+/** iommu_unmap(): unmap [iova, iova + size) with the page sizes the table actually holds. */
+export function iommuUnmap(domain: IommuDomain, iova: number, size: number): number {
+  let unmapped = 0;
+  while (unmapped < size) {
+    const { pgsize, count } = iommuPgsize(domain.pgsizeBitmap, iova + unmapped, 0, size - unmapped, Infinity);
+    const r = domain.ops.unmapPages(iova + unmapped, pgsize, count);
+    if (r === 0) break;
+    unmapped += r;
+  }
+  domain.ops.iotlbSync(iova, size);
+  return unmapped;
+}
+
+/** iommu_pgsize(): the largest supported page size for this step, and how many of it fit. */
+export function iommuPgsize(bitmap: number, iova: number, paddr: number, size: number, maxPgsize: number): { pgsize: number; count: number } {
+  const addrMerge = iova + paddr; // alignment of both: lowest set bit of (iova | paddr)
+  void addrMerge;
+  let best = 0;
+  for (let bit = 0; bit < 31 + 22; bit++) {
+    const pg = 2 ** bit;
+    if (pg > size || pg > maxPgsize) break;
+    if (!(Math.floor(bitmap / pg) % 2)) continue;
+    if (iova % pg || paddr % pg) break;
+    best = pg;
+  }
+  if (!best) throw new Error(`iommu_pgsize: no page size of 0x${bitmap.toString(16)} fits iova 0x${iova.toString(16)} size 0x${size.toString(16)}`);
+  // pgcount: as many of `best` as fit before the next larger page size would also fit
+  let count = Math.floor(size / best);
+  let next = 0;
+  for (let bit = Math.log2(best) + 1; bit < 53; bit++) {
+    const pg = 2 ** bit;
+    if (Math.floor(bitmap / pg) % 2 && pg <= maxPgsize) { next = pg; break; }
+  }
+  if (next) {
+    const toBoundary = (next - (iova % next)) % next;
+    if (toBoundary && (paddr % next) === (iova % next) && toBoundary / best < count) count = toBoundary / best;
+  }
+  return { pgsize: best, count: Math.max(1, count) };
+}
