@@ -208,7 +208,9 @@ export class Kernel {
   // ---- memory ----------------------------------------------------------------------------------
 
   mmap(length: number, opts: { align?: number; fd?: number; offset?: number } = {}): number | Err {
-    return this.syscall("mmap", opts.fd ?? -1, { text: `length=0x${length.toString(16)}` }, () => {
+    const how = opts.fd === undefined ? "MAP_PRIVATE|MAP_ANONYMOUS, -1" : `MAP_SHARED, ${opts.fd}`;
+    const text = `NULL, 0x${length.toString(16)}, PROT_READ|PROT_WRITE, ${how}, 0x${(opts.offset ?? 0).toString(16)}`;
+    return this.syscall("mmap", -1, { text }, () => {
       let file: MemFile | undefined;
       if (opts.fd !== undefined) {
         const f = this.fds.get(opts.fd);
