@@ -192,7 +192,8 @@ export function iommuMap(domain: IommuDomain, iova: number, paddr: number, size:
 export function iommuUnmap(domain: IommuDomain, iova: number, size: number): number {
   let unmapped = 0;
   while (unmapped < size) {
-    const { pgsize, count } = iommuPgsize(domain.pgsizeBitmap, iova + unmapped, 0, size - unmapped, Infinity);
+    // __iommu_unmap passes the IOVA as the "physical" address too: only its alignment matters
+    const { pgsize, count } = iommuPgsize(domain.pgsizeBitmap, iova + unmapped, iova + unmapped, size - unmapped, Infinity);
     const r = domain.ops.unmapPages(iova + unmapped, pgsize, count);
     if (r === 0) break;
     unmapped += r;
@@ -203,8 +204,6 @@ export function iommuUnmap(domain: IommuDomain, iova: number, size: number): num
 
 /** iommu_pgsize(): the largest supported page size for this step, and how many of it fit. */
 export function iommuPgsize(bitmap: number, iova: number, paddr: number, size: number, maxPgsize: number): { pgsize: number; count: number } {
-  const addrMerge = iova + paddr; // alignment of both: lowest set bit of (iova | paddr)
-  void addrMerge;
   let best = 0;
   for (let bit = 0; bit < 31 + 22; bit++) {
     const pg = 2 ** bit;

@@ -1,0 +1,7 @@
+/** The IOMMU models a machine can have, by name (the CLI's --machine, the app's selector). */
+import type { ModelFactory } from "../machine.ts";
+import { createVtd } from "./vtd/index.ts";
+
+export const MODELS: Record<string, ModelFactory> = {
+  vtd: createVtd,
+};
