@@ -1,0 +1,35 @@
+// engine/trace: the catalogue covers what the engine emits, and events keep their invariants.
+import { describe, expect, it } from "vitest";
+import { Session, runScript } from "../../../engine/script/runtime.ts";
+import { EVENT_FAMILIES, type TraceEvent } from "../../../engine/trace/events.ts";
+import { readFileSync } from "node:fs";
+
+describe("trace", () => {
+  it("gives every emitted event a documented family, increasing seq and plain payloads", async () => {
+    const events: TraceEvent[] = [];
+    const s = new Session({}, (e) => events.push(e));
+    const r = await runScript(s, readFileSync("tests/scenarios/first-ioas.js", "utf8"), { console: () => {} });
+    expect(r.ok).toBe(true);
+    const families = Object.keys(EVENT_FAMILIES);
+    for (const e of events) expect(families.some((f) => e.k.startsWith(f)), e.k).toBe(true);
+    for (let i = 1; i < events.length; i++) expect(events[i].seq).toBeGreaterThan(events[i - 1].seq);
+    for (const e of events) expect(() => structuredClone(e)).not.toThrow();
+    const flat = (v: unknown) => ["number", "string", "boolean", "undefined"].includes(typeof v);
+    for (const e of events)
+      for (const v of Object.values(e)) expect(flat(v) || (typeof v === "object" && v !== null && Object.values(v).every(flat))).toBe(true);
+    const kinds = new Set(events.map((e) => e.k));
+    for (const k of ["sys.enter", "sys.call", "vtd.walk.level", "vtd.iotlb.miss", "vtd.iotlb.fill", "dma.request", "dma.complete", "iommufd.obj.alloc"])
+      expect(kinds.has(k as TraceEvent["k"]), k).toBe(true);
+  });
+
+  it("links every event of a call to the call by cmd_seq", async () => {
+    const events: TraceEvent[] = [];
+    const s = new Session({}, (e) => events.push(e));
+    await runScript(s, readFileSync("tests/scenarios/first-ioas.js", "utf8"), { console: () => {} });
+    const attach = events.find((e) => e.k === "sys.enter" && e.req === "VFIO_DEVICE_ATTACH_IOMMUFD_PT")!;
+    const inside = events.filter((e) => e.cmd_seq === attach.seq).map((e) => e.k);
+    expect(inside).toContain("iommufd.obj.alloc");
+    expect(inside).toContain("iommu.map");
+    expect(inside[inside.length - 1]).toBe("sys.call");
+  });
+});
