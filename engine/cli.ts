@@ -12,47 +12,13 @@ import { transformSync } from "esbuild";
 import { Session, runScript } from "./script/runtime.ts";
 import { MODELS } from "./hw/index.ts";
 import { FdNames, formatEvent } from "./trace/format.ts";
+import { lineMapFromSourceMap } from "./script/sourcemap.ts";
 import type { TraceEvent } from "./trace/events.ts";
 
 const USAGE = `usage: npm run --silent cli -- run FILE [--machine NAME] [--json]
   FILE            a script (.js or .ts) written against the script API
   --machine NAME  IOMMU model: ${Object.keys(MODELS).join(", ")} (default vtd)
   --json          print every engine event as one JSON object per line`;
-
-/** Decode a source map's "mappings" just enough to map generated lines to source lines. */
-function lineMapFromSourceMap(map: { mappings: string }): (line: number) => number {
-  const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  const table: number[] = [];
-  let srcLine = 0;
-  map.mappings.split(";").forEach((group, genLine) => {
-    let first: number | undefined;
-    for (const seg of group.split(",")) {
-      if (!seg) continue;
-      const vals: number[] = [];
-      let value = 0;
-      let shift = 0;
-      for (const ch of seg) {
-        const d = B64.indexOf(ch);
-        value += (d & 31) << shift;
-        if (d & 32) shift += 5;
-        else {
-          vals.push(value & 1 ? -(value >> 1) : value >> 1);
-          value = 0;
-          shift = 0;
-        }
-      }
-      if (vals.length >= 3) {
-        srcLine += vals[2];
-        if (first === undefined) first = srcLine;
-      }
-    }
-    table[genLine] = first ?? -1;
-  });
-  return (line) => {
-    const v = table[line - 1];
-    return v === undefined || v < 0 ? line : v + 1;
-  };
-}
 
 function jsonLine(e: TraceEvent): string {
   return JSON.stringify(e, (_k, v) => (typeof v === "bigint" ? "0x" + v.toString(16) : v));
