@@ -315,17 +315,23 @@ export class IoPagetable {
    * iopt_unmap_iova_range: unmap every area inside [start, last], lowest first. An area that
    * sticks out of the range stops it with ENOENT, leaving the lower areas unmapped (not atomic).
    * Returns the bytes unmapped (possibly 0: the caller decides whether that is an error).
+   * `progress.unmapped` is the kernel's `*unmapped` out-parameter: iopt_unmap_iova_range sets it
+   * on the error path too, to the bytes removed before the failing area (VFIO compat copies it
+   * back to userspace even when the call fails).
    */
-  unmapIovaRange(start: bigint, last: bigint): bigint | Err {
+  unmapIovaRange(start: bigint, last: bigint, progress?: { unmapped: bigint }): bigint | Err {
     let unmapped = 0n;
     for (;;) {
       const area = this.areaIterFirst(start, last);
       if (!area) break;
-      if (area.start < start || area.last > last)
+      if (area.start < start || area.last > last) {
+        if (progress) progress.unmapped = unmapped;
         return err("ENOENT", "iopt_unmap_iova_range", `the mapping [0x${area.start.toString(16)}, 0x${area.last.toString(16)}] is only partly inside the range; areas are never split`);
+      }
       unmapped += area.last - area.start + 1n;
       this.removeArea(area);
     }
+    if (progress) progress.unmapped = unmapped;
     return unmapped;
   }
 

@@ -67,9 +67,12 @@ export class IoptPages {
         const { file, start } = this.source;
         if (!file) return err("EINVAL", "memfd_pin_folios", "the fd is not a shmem or hugetlbfs memfd");
         const firstPage = Math.floor(start / PAGE_SIZE);
+        // memfd_pin_folios → memfd_alloc_folio → shmem_read_folio (SGP_CACHE): shmem_get_folio_gfp
+        // refuses an index at or beyond i_size with -EINVAL (mm/shmem.c); the selftest
+        // iommufd_mock_domain.basic (file variant) expects EINVAL after ftruncate(mfd, 0).
         for (const i of newly) {
           if ((firstPage + i) * PAGE_SIZE >= file.size)
-            return err("EFAULT", "memfd_pin_folios", `offset 0x${((firstPage + i) * PAGE_SIZE).toString(16)} is beyond the end of memfd "${file.name}"`);
+            return err("EINVAL", "shmem_get_folio_gfp", `offset 0x${((firstPage + i) * PAGE_SIZE).toString(16)} is beyond the end of memfd "${file.name}" (${file.size} bytes)`);
         }
         for (const i of newly) this.pfns[i] = file.pfn(mm.mem, firstPage + i);
       }

@@ -104,39 +104,25 @@ function getInfo(ictx: IommufdCtx, arg: number): number | Err {
   info.iova_pgsizes = pagesizes(ioas);
   info.cap_offset = 0;
   const mm = ictx.kernel.mm;
-  // capability chain: struct vfio_info_cap_header { u16 id; u16 version; u32 next; }
-  const ranges = ioas.iopt.iovaRanges();
-  const caps: Uint8Array[] = [];
-  const dmaAvail = new Uint8Array(16); // header + u32 avail, aligned to 8
-  new DataView(dmaAvail.buffer).setUint16(0, 3, true); // VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL
-  new DataView(dmaAvail.buffer).setUint16(2, 1, true);
-  new DataView(dmaAvail.buffer).setUint32(8, 0xffffffff, true);
-  caps.push(dmaAvail);
-  const iovaCap = new Uint8Array(16 + 16 * ranges.length);
-  const dv = new DataView(iovaCap.buffer);
-  dv.setUint16(0, 1, true); // VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE
-  dv.setUint16(2, 1, true);
-  dv.setUint32(8, ranges.length, true);
-  ranges.forEach((r, i) => {
-    dv.setBigUint64(16 + 16 * i, r.start, true);
-    dv.setBigUint64(24 + 16 * i, r.last, true);
-  });
-  caps.push(iovaCap);
+  // The capability chain, as iommufd_vfio_iommu_get_info builds it: each fill function writes
+  // what fits in the `avail` bytes left (IOVA_RANGE writes each range that fits, and its header
+  // only when all do) and returns its full size; a cap's `next` is written once argsz reaches
+  // the start of the cap after it, whether or not that one fitted.
+  const fills = [fillCapDmaAvail, fillCapIova];
   let total = def.size;
   let lastCap = -1;
-  for (const cap of caps) {
-    if (argsz >= total + cap.length) {
-      const rc = mm.copyToUser(arg + total, cap);
+  for (const fill of fills) {
+    const r = argsz > total ? fill(ictx, ioas, arg + total, argsz - total) : fill(ictx, ioas, 0, 0);
+    if (isErr(r)) return r;
+    const capSize = Math.ceil(r / 8) * 8;
+    if (lastCap >= 0 && argsz >= total) {
+      const next = new Uint8Array(4);
+      new DataView(next.buffer).setUint32(0, total, true);
+      const rc = mm.copyToUser(arg + lastCap + 4, next);
       if (rc) return rc;
-      if (lastCap >= 0) {
-        const next = new Uint8Array(4);
-        new DataView(next.buffer).setUint32(0, total, true);
-        const rc2 = mm.copyToUser(arg + lastCap + 4, next);
-        if (rc2) return rc2;
-      }
-      lastCap = total;
     }
-    total += cap.length;
+    lastCap = total;
+    total += capSize;
   }
   if (argsz >= total) info.cap_offset = def.size;
   info.argsz = total;
@@ -144,6 +130,53 @@ function getInfo(ictx: IommufdCtx, arg: number): number | Err {
   const out = encodeStruct(def, info);
   const rc = mm.copyToUser(arg, out.subarray(0, minsz));
   return rc ? rc : 0;
+}
+
+/** struct vfio_info_cap_header { __u16 id; __u16 version; __u32 next; } */
+function capHeader(id: number, size: number): Uint8Array {
+  const b = new Uint8Array(size);
+  const dv = new DataView(b.buffer);
+  dv.setUint16(0, id, true);
+  dv.setUint16(2, 1, true); // version
+  return b;
+}
+
+/** iommufd_fill_cap_dma_avail: struct vfio_iommu_type1_info_dma_avail (12 bytes), avail = U32_MAX. */
+function fillCapDmaAvail(ictx: IommufdCtx, _ioas: IommufdIoas, cur: number, avail: number): number | Err {
+  const cap = capHeader(3, 12); // VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL
+  new DataView(cap.buffer).setUint32(8, 0xffffffff, true);
+  if (avail >= cap.length) {
+    const rc = ictx.kernel.mm.copyToUser(cur, cap);
+    if (rc) return rc;
+  }
+  return cap.length;
+}
+
+/**
+ * iommufd_fill_cap_iova: struct vfio_iommu_type1_info_cap_iova_range (16-byte header with
+ * nr_iovas, then 16-byte ranges): every range that fits is written, the header only if all do.
+ */
+function fillCapIova(ictx: IommufdCtx, ioas: IommufdIoas, cur: number, avail: number): number | Err {
+  const mm = ictx.kernel.mm;
+  const ranges = ioas.iopt.iovaRanges();
+  for (let i = 0; i < ranges.length; i++) {
+    if (avail >= 16 + 16 * (i + 1)) {
+      const range = new Uint8Array(16);
+      const dv = new DataView(range.buffer);
+      dv.setBigUint64(0, ranges[i].start, true);
+      dv.setBigUint64(8, ranges[i].last, true);
+      const rc = mm.copyToUser(cur + 16 + 16 * i, range);
+      if (rc) return rc;
+    }
+  }
+  const size = 16 + 16 * ranges.length;
+  if (avail >= size) {
+    const head = capHeader(1, 16); // VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE
+    new DataView(head.buffer).setUint32(8, ranges.length, true);
+    const rc = mm.copyToUser(cur, head);
+    if (rc) return rc;
+  }
+  return size;
 }
 
 /** iommufd_vfio_map_dma: always a fixed IOVA, always per-mm accounting. */
@@ -173,7 +206,13 @@ function mapDma(ictx: IommufdCtx, arg: number): number | Err {
   return 0;
 }
 
-/** iommufd_vfio_unmap_dma */
+/**
+ * iommufd_vfio_unmap_dma. Once the range walk has run, `size` is written back with the bytes
+ * unmapped even when the call fails (`unmap.size = unmapped; copy_to_user(arg, &unmap, minsz)`
+ * before `err_put`, drivers/iommu/iommufd/vfio_compat.c): 0 for a bad length, the bytes removed
+ * before the failing area for ENOENT. Only the FLAG_ALL argument check and a failed cut leave
+ * the struct untouched.
+ */
 function unmapDma(ictx: IommufdCtx, arg: number): number | Err {
   const def = vfio_iommu_type1_dma_unmap;
   const minsz = offsetofend(def, "size");
@@ -187,23 +226,28 @@ function unmapDma(ictx: IommufdCtx, arg: number): number | Err {
   if (isErr(ioas)) return ioas;
   const iova = unmap.iova as bigint;
   const size = unmap.size as bigint;
-  let unmapped: bigint | Err;
+  const progress = { unmapped: 0n };
+  let rc: 0 | Err = 0;
   if (flags & 2) {
     if (iova !== 0n || size !== 0n) return err("EINVAL", "iommufd_vfio_unmap_dma", "VFIO_DMA_UNMAP_FLAG_ALL needs iova and size 0");
-    unmapped = ioas.iopt.unmapIovaRange(0n, ULONG_MAX);
+    const r = ioas.iopt.unmapIovaRange(0n, ULONG_MAX, progress);
+    if (isErr(r)) rc = r;
   } else {
-    if (!size) return err("EINVAL", "iopt_unmap_iova", "size is 0");
-    if (iova + size - 1n > ULONG_MAX) return err("EOVERFLOW", "iopt_unmap_iova", "iova + size - 1 overflows");
     if (ioas.iopt.disableLargePages) {
       // iopt_cut_iova: TYPE1 may unmap part of a mapping
-      const rc = ioas.iopt.cutIova(iova ? [iova + size - 1n, iova - 1n] : [iova + size - 1n]);
-      if (rc) return rc;
+      const cut = ioas.iopt.cutIova(iova ? [iova + size - 1n, iova - 1n] : [iova + size - 1n]);
+      if (cut) return cut;
     }
-    // v6.18 (and 6.12.y / 6.17.y): an empty range succeeds with 0 bytes here, unlike IOMMU_IOAS_UNMAP
-    unmapped = ioas.iopt.unmapIovaRange(iova, iova + size - 1n);
+    // iopt_unmap_iova. v6.18 (and 6.12.y / 6.17.y): an empty range succeeds with 0 bytes here,
+    // unlike IOMMU_IOAS_UNMAP
+    if (!size) rc = err("EINVAL", "iopt_unmap_iova", "size is 0");
+    else if (iova + size - 1n > ULONG_MAX) rc = err("EOVERFLOW", "iopt_unmap_iova", "iova + size - 1 overflows");
+    else {
+      const r = ioas.iopt.unmapIovaRange(iova, iova + size - 1n, progress);
+      if (isErr(r)) rc = r;
+    }
   }
-  if (isErr(unmapped)) return unmapped;
-  unmap.size = unmapped;
-  const rc = ictx.kernel.mm.copyToUser(arg, encodeStruct(def, unmap).subarray(0, minsz));
-  return rc ? rc : 0;
+  unmap.size = progress.unmapped;
+  const wr = ictx.kernel.mm.copyToUser(arg, encodeStruct(def, unmap).subarray(0, minsz));
+  return wr ? wr : rc;
 }
