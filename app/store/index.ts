@@ -78,7 +78,24 @@ export interface PlaybackSlice {
   setSpeed(s: number): void;
 }
 
-export type AppState = ScriptSlice & MachineSlice & RunSlice & TraceSlice & SelectionSlice & PlaybackSlice;
+export type ThemePref = "system" | "dark" | "light";
+
+export interface UiSlice {
+  /** the user's choice (kept in localStorage, never in shared links) */
+  themePref: ThemePref;
+  /** what is shown: the preference, or the system's when "system" */
+  theme: "dark" | "light";
+  helpOpen: boolean;
+  examplesOpen: boolean;
+  /** a transient message for the status bar ("Link copied") */
+  toast: string | null;
+  setThemePref(p: ThemePref, systemDark: boolean): void;
+  setHelpOpen(open: boolean): void;
+  setExamplesOpen(open: boolean): void;
+  showToast(text: string | null): void;
+}
+
+export type AppState = ScriptSlice & MachineSlice & RunSlice & TraceSlice & SelectionSlice & PlaybackSlice & UiSlice;
 
 type Set = (partial: Partial<AppState> | ((s: AppState) => Partial<AppState>)) => void;
 type Get = () => AppState;
@@ -137,6 +154,18 @@ const playbackSlice = (set: Set): PlaybackSlice => ({
   setSpeed: (speed) => set({ speed: Math.max(1, Math.min(100_000, speed)) }),
 });
 
+const uiSlice = (set: Set): UiSlice => ({
+  themePref: "system",
+  theme: "dark",
+  helpOpen: false,
+  examplesOpen: false,
+  toast: null,
+  setThemePref: (p, systemDark) => set({ themePref: p, theme: p === "system" ? (systemDark ? "dark" : "light") : p }),
+  setHelpOpen: (helpOpen) => set({ helpOpen }),
+  setExamplesOpen: (examplesOpen) => set({ examplesOpen }),
+  showToast: (toast) => set({ toast }),
+});
+
 export function createAppStore() {
   return createStore<AppState>()((set, get) => ({
     ...scriptSlice(set),
@@ -145,6 +174,7 @@ export function createAppStore() {
     ...traceSlice(set, get),
     ...selectionSlice(set),
     ...playbackSlice(set),
+    ...uiSlice(set),
   }));
 }
 
