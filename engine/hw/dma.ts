@@ -69,7 +69,7 @@ function transfer(
 ): DmaFaultInfo | null {
   const { trace } = ctx;
   const rid = dev.rid;
-  if (trace.on) trace.emit("dma.request", { rid, pasid, iova, len: length, write });
+  if (trace.on) trace.emit("dma.request", { rid, pasid, iova, len: length, write, line: trace.line });
   const iw = interruptWindow(hw);
   const req: DmaRequest = { rid, pasid, iova, write };
   let done = 0;

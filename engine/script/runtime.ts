@@ -227,6 +227,17 @@ export function createGlobals(session: Session, opts: { console: ConsoleSink; li
       return arg;
     });
 
+  /** A DMA is a call of its own: its dma.request event's seq is the cmd_seq of what it causes. */
+  const dmaCall = <T>(fn: () => T): T => {
+    const trace = machine.trace;
+    trace.line = opts.lineOf();
+    try {
+      return trace.within(trace.nextSeq, fn);
+    } finally {
+      trace.line = undefined;
+    }
+  };
+
   const devices = machine.devices.map((d) => Object.freeze({ name: d.name, path: d.path, rid: d.rid, pasidBits: d.pasidBits, pri: d.pri, ats: d.ats }));
 
   const deviceOf = (pathOrFd: unknown): SimDevice => {
@@ -269,14 +280,14 @@ export function createGlobals(session: Session, opts: { console: ConsoleSink; li
         path: dev.path,
         rid: dev.rid,
         async read(iova: unknown, length: unknown, o?: unknown): Promise<Uint8Array> {
-          const r = withLine(() => dmaRead(machine, machine.iommu.hw, dev, dmaIova(iova), num(length, "DMA length"), dmaOpts(o)));
+          const r = dmaCall(() => dmaRead(machine, machine.iommu.hw, dev, dmaIova(iova), num(length, "DMA length"), dmaOpts(o)));
           machine.sched.runDue();
           if (!(r instanceof Uint8Array)) throw new DmaFault(r);
           return r;
         },
         async write(iova: unknown, bytes: unknown, o?: unknown): Promise<void> {
           if (!(bytes instanceof Uint8Array)) throw new ScriptError("device.write: bytes must be a Uint8Array");
-          const r = withLine(() => dmaWrite(machine, machine.iommu.hw, dev, dmaIova(iova), bytes, dmaOpts(o)));
+          const r = dmaCall(() => dmaWrite(machine, machine.iommu.hw, dev, dmaIova(iova), bytes, dmaOpts(o)));
           machine.sched.runDue();
           if (r) throw new DmaFault(r);
         },

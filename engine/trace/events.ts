@@ -63,7 +63,8 @@ export interface EventMap {
   "iommu.detach": { rid: number; pasid: number; did: number };
 
   // ---- device DMA -------------------------------------------------------------------------------
-  "dma.request": { rid: number; pasid: number; iova: U64; len: number; write: boolean };
+  /** A device DMA; its seq is the cmd_seq of every event the transfer causes. */
+  "dma.request": { rid: number; pasid: number; iova: U64; len: number; write: boolean; line?: number };
   "dma.complete": { rid: number; pasid: number; iova: U64; pa: U64; len: number; write: boolean };
   "dma.fault": {
     rid: number;
@@ -183,6 +184,8 @@ export class Trace {
   private seq = 0;
   /** seq of the call in progress; events emitted meanwhile carry it as cmd_seq */
   cmdSeq = 0;
+  /** the script line making the current call or DMA, when known (for events that start one) */
+  line: number | undefined;
   constructor(
     private readonly clock: { readonly now: number },
     private sink: ((e: TraceEvent) => void) | null = null,

@@ -33,3 +33,17 @@ describe("trace", () => {
     expect(inside[inside.length - 1]).toBe("sys.call");
   });
 });
+
+describe("DMA as a call", () => {
+  it("gives a DMA's events the dma.request's seq as cmd_seq, and the request its script line", async () => {
+    const events: TraceEvent[] = [];
+    const s = new Session({}, (e) => events.push(e));
+    await runScript(s, readFileSync("tests/scenarios/first-ioas.js", "utf8"), { console: () => {} });
+    const req = events.find((e) => e.k === "dma.request")!;
+    expect(req.cmd_seq).toBe(req.seq);
+    expect((req as { line?: number }).line).toBe(13); // `const bytes = await hw.device(vfio).read(…)`
+    const caused = events.filter((e) => e.cmd_seq === req.seq).map((e) => e.k);
+    expect(caused).toContain("vtd.walk.level");
+    expect(caused).toContain("dma.complete");
+  });
+});
