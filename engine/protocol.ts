@@ -3,7 +3,6 @@
  * (`{id, cmd, args}` → `{id, rc, out}`) and a one-way stream of event batches. The CLI runs the
  * same engine in process; the browser runs it in a module Web Worker (engine/worker.ts).
  */
-import type { TraceEvent } from "./trace/events.ts";
 import type { RunResult, SessionConfig } from "./script/runtime.ts";
 
 export interface RunArgs {
@@ -13,6 +12,8 @@ export interface RunArgs {
   mappings?: string;
   config: SessionConfig;
   name: string;
+  /** pace the run to about this many events per second of real time (0: as fast as possible) */
+  eventsPerSecond?: number;
 }
 
 export type EngineRequest = { id: number; cmd: "run"; args: RunArgs } | { id: number; cmd: "ping"; args?: undefined };
@@ -21,11 +22,17 @@ export type EngineResponse =
   | { type: "response"; id: number; rc: 0; out: RunResult | "pong" }
   | { type: "response"; id: number; rc: -1; error: string };
 
-/** A batch of events of run `id`, in seq order. */
+/**
+ * A batch of events of run `id`, in seq order, as one JSON array text: parsing JSON on the page is
+ * several times cheaper than structured-cloning thousands of small objects (measured with
+ * `npm run bench:ui`), and the page's main thread is the budget that matters.
+ */
 export interface EventBatch {
   type: "events";
   id: number;
-  events: TraceEvent[];
+  json: string;
+  /** ms the worker has spent waiting for pacing so far (not engine work: the budget excludes it) */
+  pausedMs: number;
 }
 
 export type EngineMessage = EngineResponse | EventBatch;

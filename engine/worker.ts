@@ -14,6 +14,8 @@ declare const self: {
   onmessage: ((e: { data: EngineRequest }) => void) | null;
 };
 declare function setTimeout(fn: () => void, ms: number): unknown;
+// Real time is the host's business (pacing), never the engine's: the engine sees simulated time only.
+declare const performance: { now(): number };
 
 self.onmessage = (e) => {
   const req = e.data;
@@ -27,12 +29,31 @@ self.onmessage = (e) => {
 async function run(req: Extract<EngineRequest, { cmd: "run" }>): Promise<void> {
   let batch: TraceEvent[] = [];
   let flushQueued = false;
+  let sent = 0;
+  let pausedMs = 0;
   const flush = () => {
     flushQueued = false;
     if (!batch.length) return;
-    self.postMessage({ type: "events", id: req.id, events: batch });
+    sent += batch.length;
+    self.postMessage({ type: "events", id: req.id, json: JSON.stringify(batch), pausedMs });
     batch = [];
   };
+  // Pacing: at each asynchronous point of the script, wait until real time catches up with the
+  // events already produced at the chosen rate.
+  const rate = req.args.eventsPerSecond ?? 0;
+  const start = performance.now();
+  const pace = rate > 0
+    ? () => {
+        const due = start + ((sent + batch.length) / rate) * 1000;
+        const wait = due - performance.now();
+        if (wait < 4) return undefined;
+        flush();
+        return new Promise<void>((resolve) => setTimeout(() => {
+          pausedMs += wait;
+          resolve();
+        }, wait));
+      }
+    : undefined;
   const sink = (ev: TraceEvent) => {
     batch.push(ev);
     if (batch.length >= EVENT_BATCH) flush();
@@ -45,7 +66,7 @@ async function run(req: Extract<EngineRequest, { cmd: "run" }>): Promise<void> {
   try {
     const session = new Session(req.args.config, sink);
     const mapLine = req.args.mappings ? lineMapFromSourceMap({ mappings: req.args.mappings }) : undefined;
-    const out = await runScript(session, req.args.code, { name: req.args.name, console: () => {}, mapLine });
+    const out = await runScript(session, req.args.code, { name: req.args.name, console: () => {}, mapLine, pace });
     flush();
     self.postMessage({ type: "response", id: req.id, rc: 0, out });
   } catch (err) {

@@ -6,6 +6,7 @@
  */
 import type { EngineMessage, EngineRequest } from "../../engine/protocol.ts";
 import type { RunResult } from "../../engine/script/runtime.ts";
+import type { TraceEvent } from "../../engine/trace/events.ts";
 import { store, type AppState } from "../store/index.ts";
 
 type StoreApi = { getState(): AppState };
@@ -13,8 +14,11 @@ type StoreApi = { getState(): AppState };
 export class EngineClient {
   private worker: Worker | null = null;
   private nextId = 1;
-  /** the run in flight: request id, the store's run id, its budget timer */
-  private current: { id: number; runId: number; timer: ReturnType<typeof setTimeout> } | null = null;
+  /**
+   * The run in flight: request id, the store's run id, its budget timer, when it started and how
+   * long the worker has waited for pacing (waiting is not work: the budget is extended by it).
+   */
+  private current: { id: number; runId: number; timer: ReturnType<typeof setTimeout>; started: number; pausedMs: number; budget: number } | null = null;
 
   constructor(
     private readonly app: StoreApi = store,
@@ -47,17 +51,29 @@ export class EngineClient {
     const runId = s.startRun();
     const id = this.nextId++;
     const budget = s.budgetMs;
-    const timer = setTimeout(() => {
-      if (this.current?.id !== id) return;
-      this.kill();
-      this.current = null;
-      const st = this.app.getState();
-      st.notice(`Stopped after ${(budget / 1000).toFixed(1)} s: the script did not finish within the time budget (a runaway loop?). The engine was restarted; your script is unchanged.`);
-      st.finishRun("timeout", { name: "Timeout", message: `the script ran longer than the ${(budget / 1000).toFixed(1)} s budget` });
-    }, budget);
-    this.current = { id, runId, timer };
-    const req: EngineRequest = { id, cmd: "run", args: { code, mappings, config: { iommu: s.machine.iommu, knobs: s.machine.knobs }, name: s.title || "script" } };
+    this.current = { id, runId, timer: setTimeout(() => this.checkBudget(id), budget), started: performance.now(), pausedMs: 0, budget };
+    const req: EngineRequest = {
+      id, cmd: "run",
+      args: { code, mappings, config: { iommu: s.machine.iommu, knobs: s.machine.knobs }, name: s.title || "script", eventsPerSecond: s.pace },
+    };
     this.ensureWorker().postMessage(req);
+  }
+
+  /** The budget timer: stop a run whose engine work (elapsed minus pacing waits) exceeds it. */
+  private checkBudget(id: number): void {
+    const cur = this.current;
+    if (!cur || cur.id !== id) return;
+    const left = cur.started + cur.budget + cur.pausedMs - performance.now();
+    if (left > 1) {
+      cur.timer = setTimeout(() => this.checkBudget(id), left);
+      return;
+    }
+    this.kill();
+    this.current = null;
+    const st = this.app.getState();
+    const secs = (cur.budget / 1000).toFixed(1);
+    st.notice(`Stopped after ${secs} s: the script did not finish within the time budget (a runaway loop?). The engine was restarted; your script is unchanged.`);
+    st.finishRun("timeout", { name: "Timeout", message: `the script ran longer than the ${secs} s budget` });
   }
 
   /** Stop the run in flight (the Stop button): the worker is replaced. */
@@ -84,7 +100,8 @@ export class EngineClient {
   private onMessage(m: EngineMessage): void {
     if (!this.current || m.id !== this.current.id) return; // a stale run's leftovers
     if (m.type === "events") {
-      this.app.getState().appendEvents(m.events);
+      this.current.pausedMs = m.pausedMs;
+      this.app.getState().appendEvents(JSON.parse(m.json) as TraceEvent[]);
       return;
     }
     if (m.rc !== 0) {

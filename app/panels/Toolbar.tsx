@@ -10,6 +10,7 @@ export function Toolbar() {
   const examplesOpen = useApp((s) => s.examplesOpen);
   const iommu = useApp((s) => s.machine.iommu);
   const budget = useApp((s) => s.budgetMs);
+  const pace = useApp((s) => s.pace);
   const running = status === "running";
   return (
     <header className="toolbar" role="toolbar" aria-label="Playground">
@@ -54,6 +55,12 @@ export function Toolbar() {
         Budget
         <select value={budget} onChange={(e) => store.getState().setBudget(Number(e.target.value))} aria-label="Run time budget">
           {[1000, 2000, 5000, 10000, 30000, 60000].map((ms) => <option key={ms} value={ms}>{ms / 1000} s</option>)}
+        </select>
+      </label>
+      <label className="field" title="Slow a run down so the views can be followed (events per second)">
+        Pace
+        <select value={pace} onChange={(e) => store.getState().setPace(Number(e.target.value))} aria-label="Run pace">
+          {[[0, "full speed"], [100_000, "100k ev/s"], [10_000, "10k ev/s"], [1_000, "1k ev/s"], [100, "100 ev/s"]].map(([v, label]) => <option key={v} value={v}>{label}</option>)}
         </select>
       </label>
       <span className={`status status-${status}`} role="status" data-testid="status" data-status={status}>

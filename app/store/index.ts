@@ -41,8 +41,10 @@ export interface RunSlice {
   status: RunStatus;
   /** the thrown error of the last run, with its script line */
   error: ScriptError | null;
-  /** runaway budget in ms (the worker is replaced when a run exceeds it) */
+  /** runaway budget in ms of engine work (the worker is replaced when a run exceeds it) */
   budgetMs: number;
+  /** pace runs to this many events per second so the views can be followed (0: full speed) */
+  pace: number;
   runId: number;
   /** one-line messages for the log pane from the app itself (timeouts, worker restarts) */
   notices: { seq: number; text: string }[];
@@ -50,6 +52,7 @@ export interface RunSlice {
   finishRun(status: RunStatus, error?: ScriptError | null): void;
   notice(text: string): void;
   setBudget(ms: number): void;
+  setPace(eventsPerSecond: number): void;
 }
 
 export interface TraceSlice {
@@ -116,6 +119,7 @@ const runSlice = (set: Set, get: Get): RunSlice => ({
   status: "idle",
   error: null,
   budgetMs: 5000,
+  pace: 0,
   runId: 0,
   notices: [],
   startRun: () => {
@@ -127,6 +131,7 @@ const runSlice = (set: Set, get: Get): RunSlice => ({
   finishRun: (status, error = null) => set({ status, error }),
   notice: (text) => set((s) => ({ notices: [...s.notices, { seq: s.events.length ? s.events[s.events.length - 1].seq : 0, text }] })),
   setBudget: (ms) => set({ budgetMs: Math.max(100, Math.min(600_000, Math.round(ms))) }),
+  setPace: (eventsPerSecond) => set({ pace: Math.max(0, Math.round(eventsPerSecond)) }),
 });
 
 const traceSlice = (set: Set, get: Get): TraceSlice => ({

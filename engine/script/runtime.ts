@@ -167,7 +167,14 @@ export function formatConsoleArgs(args: unknown[]): string {
  * Build the script's globals for a session.
  * @param lineOf returns the script line of the current call (from a stack trace), for events
  */
-export function createGlobals(session: Session, opts: { console: ConsoleSink; lineOf: () => number | undefined }): Record<string, unknown> {
+/**
+ * A host hook awaited at the script's asynchronous points (DMA, sleep, poll): the browser worker
+ * uses it to pace a run to a chosen event rate, so the UI can follow it. It returns undefined to
+ * go on at once. It never changes what the engine does, only when the script continues.
+ */
+export type PaceHook = () => Promise<void> | undefined;
+
+export function createGlobals(session: Session, opts: { console: ConsoleSink; lineOf: () => number | undefined; pace?: PaceHook }): Record<string, unknown> {
   const { kernel, machine } = session;
   const sys = <T>(r: T | Err, call: string): T => {
     if (isErr(r)) throw new ErrnoError(call, r);
@@ -280,12 +287,14 @@ export function createGlobals(session: Session, opts: { console: ConsoleSink; li
         path: dev.path,
         rid: dev.rid,
         async read(iova: unknown, length: unknown, o?: unknown): Promise<Uint8Array> {
+          await opts.pace?.();
           const r = dmaCall(() => dmaRead(machine, machine.iommu.hw, dev, dmaIova(iova), num(length, "DMA length"), dmaOpts(o)));
           machine.sched.runDue();
           if (!(r instanceof Uint8Array)) throw new DmaFault(r);
           return r;
         },
         async write(iova: unknown, bytes: unknown, o?: unknown): Promise<void> {
+          await opts.pace?.();
           if (!(bytes instanceof Uint8Array)) throw new ScriptError("device.write: bytes must be a Uint8Array");
           const r = dmaCall(() => dmaWrite(machine, machine.iommu.hw, dev, dmaIova(iova), bytes, dmaOpts(o)));
           machine.sched.runDue();
@@ -387,6 +396,7 @@ export function createGlobals(session: Session, opts: { console: ConsoleSink; li
       kernel.creds.rlimitMemlock = num(value, "RLIMIT_MEMLOCK");
     },
     sleep: async (ns: unknown) => {
+      await opts.pace?.();
       machine.sched.runUntil(machine.clock.now + num(ns, "sleep ns"));
     },
     strerror: (e: unknown) => {
@@ -426,14 +436,14 @@ const LINE_OFFSET: number = (() => {
  * Run a script (JavaScript, already transpiled) in `session`.
  * @param mapLine maps a generated line back to the source line (for TypeScript)
  */
-export async function runScript(session: Session, code: string, opts: { name?: string; console: ConsoleSink; mapLine?: (line: number) => number }): Promise<RunResult> {
+export async function runScript(session: Session, code: string, opts: { name?: string; console: ConsoleSink; mapLine?: (line: number) => number; pace?: PaceHook }): Promise<RunResult> {
   const trace = session.machine.trace;
   const mapLine = opts.mapLine ?? ((l: number) => l);
   const lineOf = () => {
     const p = scriptPosition(new Error().stack, LINE_OFFSET);
     return p ? mapLine(p.line) : undefined;
   };
-  const globals = createGlobals(session, { console: opts.console, lineOf });
+  const globals = createGlobals(session, { console: opts.console, lineOf, pace: opts.pace });
   const names = Object.keys(globals).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n));
   if (trace.on) trace.emit("script.start", { name: opts.name ?? "script" });
   let fn: (...a: unknown[]) => Promise<unknown>;
