@@ -4,7 +4,7 @@
  * to its factory.
  */
 export const MODEL_CATALOG = [
-  { name: "vtd", label: "Intel VT-d (scalable mode)" },
+  { name: "vtd", label: "Intel VT-d" },
 ] as const;
 
 export type ModelName = (typeof MODEL_CATALOG)[number]["name"];

@@ -2,6 +2,10 @@
 // Monaco is typed into and run by keyboard, the views answer, runaway scripts are stopped with
 // the text intact, share links round-trip. Screenshots of each view are kept in test-results/.
 import { expect, test, type BrowserContext, type Page } from "@playwright/test";
+import * as LZ from "lz-string";
+
+// lz-string is CommonJS: under Node's ESM loader its functions hang off the default export
+const lz = ((LZ as unknown as { default?: typeof LZ }).default ?? LZ) as typeof LZ;
 
 const foreign: string[] = [];
 
@@ -130,4 +134,65 @@ test("the editor offers the script API through IntelliSense", async ({ page }) =
   await typeScript(page, "IOMMU_IOAS_AL");
   await page.keyboard.press("Control+Space");
   await expect(page.locator(".suggest-widget")).toContainText("IOMMU_IOAS_ALLOC");
+});
+
+test("an example from the menu runs, and clicking a log line rewinds every view to that moment", async ({ page }) => {
+  await open(page);
+  await page.getByRole("button", { name: /Examples/ }).click();
+  await page.getByRole("menuitem", { name: /Destroy ordering/ }).click();
+  await expect(page.locator(".monaco-editor .view-lines")).toContainText("tryDestroy");
+  await runByKeyboard(page);
+  await expect(page.getByTestId("status")).toHaveAttribute("data-status", "done");
+  // live: everything was torn down at the end
+  await page.getByRole("tab", { name: "Objects" }).click();
+  const objects = page.locator("[data-view=objects]");
+  await expect(objects).toHaveAttribute("data-objects", "");
+  // the first failed IOMMU_DESTROY: the IOAS is busy, held by the HWPT
+  const row = page.locator("[data-view=log] [role=option]", { hasText: "IOMMU_DESTROY" }).first();
+  await row.click();
+  await expect(objects).toHaveAttribute("data-destroy-target", /IOAS/);
+  await expect(objects).toHaveAttribute("data-destroy-holders", /HWPT_PAGING/);
+  await expect(page.locator("[data-view=timeline]")).not.toHaveAttribute("data-cursor", "live");
+  await page.getByRole("button", { name: /Live/ }).click();
+  await expect(page.locator("[data-view=timeline]")).toHaveAttribute("data-cursor", "live");
+});
+
+test("work survives a reload, and a shared link asks before replacing it", async ({ browser }) => {
+  const context = await browser.newContext();
+  await guard(context);
+  const page = await context.newPage();
+  await open(page);
+  await typeScript(page, "// my unsaved experiment\nconsole.log(1);\n");
+  await page.waitForTimeout(400); // saving is debounced while typing
+  await page.reload();
+  await page.waitForSelector(".monaco-editor .view-lines");
+  await expect(page.locator(".monaco-editor .view-lines")).toContainText("my unsaved experiment");
+  // a link with another script: the dialog asks, and "Keep my script" keeps it
+  const hash = "#v1/" + lz.compressToEncodedURIComponent(JSON.stringify({ c: "// from a link\n", m: "vtd", k: {}, t: "link" }));
+  await page.goto("/" + hash);
+  await page.waitForSelector(".monaco-editor .view-lines");
+  await expect(page.getByRole("dialog", { name: "Open the shared script?" })).toBeVisible();
+  await page.getByRole("button", { name: "Keep my script" }).click();
+  await expect(page.locator(".monaco-editor .view-lines")).toContainText("my unsaved experiment");
+  await page.reload();
+  await page.getByRole("button", { name: "Open the link" }).click();
+  await expect(page.locator(".monaco-editor .view-lines")).toContainText("from a link");
+  await context.close();
+});
+
+test("every action is reachable from the keyboard: shortcuts dialog, theme, examples", async ({ page }) => {
+  await open(page);
+  await page.locator("body").click({ position: { x: 5, y: 880 } });
+  await page.keyboard.press("?");
+  await expect(page.getByRole("dialog", { name: "Keyboard shortcuts" })).toBeVisible();
+  await expect(page.getByRole("dialog", { name: "Keyboard shortcuts" })).toContainText("Ctrl+M");
+  await page.keyboard.press("Escape");
+  const before = await page.evaluate(() => document.documentElement.dataset.theme);
+  await page.keyboard.press("Alt+t");
+  await expect.poll(() => page.evaluate(() => document.documentElement.dataset.theme)).not.toBe(before);
+  await page.screenshot({ path: "test-results/playground-other-theme.png" });
+  await page.keyboard.press("Alt+e");
+  await expect(page.getByRole("menu", { name: "Examples" })).toBeVisible();
+  await page.keyboard.press("Escape");
+  await expect(page.getByRole("menu", { name: "Examples" })).toBeHidden();
 });
