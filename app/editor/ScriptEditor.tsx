@@ -5,7 +5,7 @@
  */
 import Editor, { type OnMount } from "@monaco-editor/react";
 import { useEffect, useRef } from "react";
-import { monaco, SCRIPT_URI } from "./monaco.ts";
+import { monaco, SCRIPT_URI, TabFocus } from "./monaco.ts";
 import { store, useApp } from "../store/index.ts";
 import { commands } from "../commands/index.ts";
 
@@ -27,8 +27,9 @@ export default function ScriptEditor() {
       id: "iommu.share", label: "Copy share link", keybindings: [monaco.KeyMod.CtrlCmd | monaco.KeyCode.KeyS],
       run: () => void commands.share(),
     });
-    // Tab focus mode (Ctrl+M) lets keyboard users leave the editor with Tab: persisted.
-    if (localStorage.getItem("iommu-playground:tabFocus") === "1") editor.trigger("init", "editor.action.toggleTabFocusMode", {});
+    // Tab focus mode (Ctrl+M, Ctrl+Shift+M on macOS) lets keyboard users leave the editor with Tab
+    // (WCAG 2.1.2, no keyboard trap). Monaco keeps it in a global it does not persist: we do.
+    restoreTabFocus();
   };
 
   // Mark the line a run failed at (script error, uncaught ErrnoError, DmaFault).
@@ -70,6 +71,20 @@ export default function ScriptEditor() {
       />
     </div>
   );
+}
+
+const TAB_KEY = "iommu-playground:tabFocus";
+let tabFocusWatched = false;
+
+/** Apply the remembered tab-focus mode once, and remember every change (however it was made). */
+function restoreTabFocus(): void {
+  if (tabFocusWatched) return;
+  tabFocusWatched = true;
+  TabFocus.setTabFocusMode(localStorage.getItem(TAB_KEY) === "1");
+  TabFocus.onDidChangeTabFocus((on: boolean) => {
+    localStorage.setItem(TAB_KEY, on ? "1" : "0");
+    store.getState().showToast(on ? "Tab now moves focus out of the editor (Ctrl+M to undo)" : "Tab indents again (Ctrl+M to leave the editor with Tab)");
+  });
 }
 
 /** The script line of an event: its own, or that of the call it belongs to. */

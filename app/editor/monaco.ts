@@ -13,6 +13,9 @@ import * as ts from "monaco-editor/languages/features/typescript/register";
 import EditorWorker from "monaco-editor/editor/editor.worker?worker";
 import TsWorker from "monaco-editor/language/typescript/ts.worker?worker";
 import { loader } from "@monaco-editor/react";
+// Monaco's global "Tab moves focus" switch: not in the public API, but the state we must persist.
+// @ts-expect-error an internal module without type declarations
+import { TabFocus as MonacoTabFocus } from "monaco-editor/editor/browser/config/tabFocus";
 import { scriptApiDts } from "./typings.ts";
 
 (self as unknown as { MonacoEnvironment: monaco.Environment }).MonacoEnvironment = {
@@ -71,5 +74,11 @@ export async function compile(model: monaco.editor.ITextModel): Promise<Compiled
   const body = js.replace(/^export \{\};\s*$/m, "").replace(/^\/\/# sourceMappingURL=.*$/m, "");
   return { js: body, mappings: map ? (JSON.parse(map) as { mappings: string }).mappings : undefined, errors: [] };
 }
+
+export const TabFocus = MonacoTabFocus as {
+  getTabFocusMode(): boolean;
+  setTabFocusMode(on: boolean): void;
+  onDidChangeTabFocus(listener: (on: boolean) => void): { dispose(): void };
+};
 
 export { monaco };

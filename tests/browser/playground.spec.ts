@@ -196,3 +196,20 @@ test("every action is reachable from the keyboard: shortcuts dialog, theme, exam
   await page.keyboard.press("Escape");
   await expect(page.getByRole("menu", { name: "Examples" })).toBeHidden();
 });
+
+test("Ctrl+M frees Tab from the editor, and the choice is remembered", async ({ browser }) => {
+  const context = await browser.newContext();
+  await guard(context);
+  const page = await context.newPage();
+  await open(page);
+  await page.locator(".monaco-editor").first().click();
+  await page.keyboard.press("Control+m");
+  await page.keyboard.press("Tab");
+  await expect.poll(() => page.evaluate(() => !!document.activeElement?.closest(".monaco-editor"))).toBe(false);
+  await page.reload();
+  await page.waitForSelector(".monaco-editor .view-lines");
+  await page.locator(".monaco-editor").first().click();
+  await page.keyboard.press("Tab");
+  await expect.poll(() => page.evaluate(() => !!document.activeElement?.closest(".monaco-editor"))).toBe(false);
+  await context.close();
+});

@@ -45,7 +45,9 @@ export interface ObjectsLayout {
 }
 
 const M = 12;
-const NODE_W = 236;
+/** widest and narrowest a node may be: nodes shrink (text wraps) so the columns fit the pane */
+const NODE_W_MAX = 236;
+const NODE_W_MIN = 150;
 const COL_GAP = 70;
 const ROW_GAP = 16;
 const LINE_H = 15;
@@ -83,6 +85,8 @@ export function layoutObjects(s: ObjectsState, busy: BusyDestroy | null, touched
   const nodes = [...s.nodes.values()].sort((a, b) => a.ictx - b.ictx || a.id - b.id);
   const multiCtx = new Set(nodes.map((n) => n.ictx)).size > 1;
   const used = [...new Set(nodes.map((n) => column(n.type)))].sort((a, b) => a - b);
+  const cols = Math.max(1, used.length);
+  const NODE_W = Math.max(NODE_W_MIN, Math.min(NODE_W_MAX, Math.floor((size.width - M * 2 - (cols - 1) * COL_GAP) / cols)));
   const chars = Math.floor((NODE_W - 16) / CHAR_W);
   const colY = used.map(() => TOP);
   const marks: NodeMark[] = nodes.map((n) => {
