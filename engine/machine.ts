@@ -3,6 +3,7 @@
  * devices behind it. Deterministic: time only moves when the engine says so (a DMA's modelled
  * latency, a script's sleep()), and timers fire in (time, insertion) order.
  */
+import { AtsDevice } from "./hw/ats.ts";
 import { PhysMem } from "./hw/memory.ts";
 import type { IommuModel, SimDevice } from "./hw/model.ts";
 import { Trace, type TraceEvent } from "./trace/events.ts";
@@ -27,10 +28,15 @@ export class Scheduler {
   private order = 0;
   constructor(private readonly clock: Clock) {}
 
-  /** Run `fn` once `ns` of simulated time have passed. */
-  after(ns: number, fn: () => void): void {
-    this.timers.push({ at: this.clock.now + ns, order: this.order++, fn });
+  /** Run `fn` once `ns` of simulated time have passed. Returns a function that cancels it. */
+  after(ns: number, fn: () => void): () => void {
+    const t: Timer = { at: this.clock.now + ns, order: this.order++, fn };
+    this.timers.push(t);
     this.timers.sort((a, b) => a.at - b.at || a.order - b.order);
+    return () => {
+      const i = this.timers.indexOf(t);
+      if (i >= 0) this.timers.splice(i, 1);
+    };
   }
 
   get pending(): number {
@@ -64,6 +70,12 @@ export interface MachineCtx {
   readonly sched: Scheduler;
   readonly trace: Trace;
   readonly mem: PhysMem;
+  /**
+   * The ATS / PRI side of the PCI functions that have it, by requester id (engine/hw/ats.ts):
+   * what the IOMMU driver enables in config space and the IOMMU hardware sends invalidations and
+   * page responses to. Absent on contexts without devices (some unit tests).
+   */
+  readonly pcie?: ReadonlyMap<number, AtsDevice>;
 }
 
 /** A device of the machine's configuration. */
@@ -99,6 +111,7 @@ export class Machine implements MachineCtx {
   readonly trace: Trace;
   readonly mem = new PhysMem();
   readonly devices: SimDevice[];
+  readonly pcie = new Map<number, AtsDevice>();
   readonly iommu: IommuModel;
 
   constructor(config: MachineConfig, factory: ModelFactory, sink: ((e: TraceEvent) => void) | null = null) {
@@ -113,6 +126,8 @@ export class Machine implements MachineCtx {
       ats: d.ats,
       group: d.group ?? index,
     }));
+    // the functions' ATS/PRI exist before the IOMMU driver probes them (it enables them at probe)
+    for (const d of this.devices) if (d.ats || d.pri) this.pcie.set(d.rid, new AtsDevice(this, d, () => this.iommu.hw));
     this.iommu = factory(this, this.devices, config.model ?? {});
   }
 }

@@ -82,9 +82,10 @@ declare class ErrnoError extends Error {
   /** the failing check and why, e.g. "iopt_check_iova: iova is not aligned …" */ readonly reason: string;
   /** the kernel function whose check failed */ readonly where: string;
 }
-/** A DMA the IOMMU could not translate. */
+/** A DMA the IOMMU could not translate, or whose page request was not answered Success. */
 declare class DmaFault extends Error {
-  /** hardware fault reason (VT-d FR) */ readonly reason: number;
+  /** hardware fault reason (VT-d FR); 0 when the DMA failed on a page response */ readonly reason: number;
+  /** the PCI page group response code that failed the DMA (1 Invalid Request), else undefined */ readonly responseCode: number | undefined;
   readonly reasonName: string;
   readonly iova: number | bigint;
   /** undefined for a request without PASID */ readonly pasid: number | undefined;
@@ -103,7 +104,11 @@ declare function read(fd: number, count?: number): Required<iommu_hwpt_pgfault>[
 declare function readBytes(fd: number, count: number): Uint8Array;
 /** write(2) page responses to a fault-queue fd; returns the bytes written. */
 declare function write(fd: number, data: iommu_hwpt_page_response[] | Uint8Array): number;
-/** Resolves when the fd is readable (in simulated time) or the timeout passes. */
+/**
+ * Resolves true when the fd is readable (a fault queue with a group to read) in simulated time,
+ * false when the timeout passes. Time moves only while the whole script waits; waiting for what
+ * nothing can bring is a deadlock, reported as a ScriptError.
+ */
 declare function poll(fd: number, timeout_ns?: number): Promise<boolean>;
 /** Read-write user memory; { align: 2 << 20 } gives transparent huge pages. Returns the address. */
 declare function mmap(length: number, opts?: { align?: number; fd?: number; offset?: number }): number;
@@ -132,12 +137,20 @@ interface DeviceDma {
   readonly name: string;
   readonly path: string;
   readonly rid: number;
-  /** A DMA read through the IOMMU; rejects with DmaFault. */
+  /**
+   * A DMA read through the IOMMU; rejects with DmaFault. A device with ATS uses its device-TLB;
+   * when its domain has a fault queue, a miss waits for the page response (it settles after it).
+   */
   read(iova: number | bigint, length: number, opts?: { pasid?: number }): Promise<Uint8Array>;
-  /** A DMA write through the IOMMU; rejects with DmaFault. */
+  /** A DMA write through the IOMMU; rejects with DmaFault (see read). */
   write(iova: number | bigint, bytes: Uint8Array, opts?: { pasid?: number }): Promise<void>;
-  /** A raw PCIe page request (devices with PRI). */
-  pageRequest(req: { iova: number | bigint; pasid?: number; group: number; last: boolean; read: boolean; write: boolean }): Promise<number | null>;
+  /**
+   * A raw PCIe page request (devices with PRI). Requests with one \`group\` (0..511) form a group;
+   * \`last\` closes it; last with neither read nor write is a Stop Marker. Resolves with the page
+   * group response code the device receives for a request that closes its group (0 Success,
+   * 1 Invalid Request), else null (queued; a Stop Marker; dropped by a full queue).
+   */
+  pageRequest(req: { iova: number | bigint; pasid?: number; group: number; last: boolean; read: boolean; write: boolean; exec?: boolean; priv?: boolean }): Promise<number | null>;
 }
 /** The simulated machine. */
 declare const hw: {
@@ -147,4 +160,52 @@ declare const hw: {
   /** the DMA side of a device, by cdev path or open fd */
   device(pathOrFd: string | number): DeviceDma;
 };
+
+/** One level of Guest.pte(): the first-stage entry a walk of the IOVA reads at that level. */
+interface GuestPteLevel {
+  /** 5 = PML5, 4 = PML4 … 1 = PT */ level: number;
+  /** GPA of the table */ table: number;
+  index: number;
+  /** GPA of the entry itself (poke it with write64) */ entryGpa: number;
+  entry: bigint;
+  /** "P|RW|US|A|D|PS", "-" when not present */ bits: string;
+  leaf: boolean;
+}
+/**
+ * A guest VM's RAM and x86 first-stage page table (engine/script/guest.ts), for nested HWPTs.
+ * Guest RAM is user memory mapped into the IOAS at GPA base (IOVA = GPA); page tables come
+ * from its top, downwards. Entries are Linux's: non-leaf P|RW|US|A, leaf P|US|A (+RW|D if writable, +PS).
+ */
+interface Guest {
+  /** user address of guest RAM */ readonly ram: number;
+  /** GPA of guest RAM */ readonly base: number;
+  readonly size: number;
+  /** 4 (48-bit) or 5 (57-bit) */ readonly levels: number;
+  /** GPA of the root table: iommu_hwpt_vtd_s1.pgtbl_addr */ readonly root: number;
+  /** A zeroed 4 KiB table page (from the top of RAM); returns its GPA. */
+  alloc(): number;
+  /** Map [iova, iova + size) → [gpa, …): writes leaf entries (largest page size the alignment allows). */
+  map(iova: number, gpa: number, size: number, opts?: { write?: boolean; user?: boolean; pageSize?: number; presetAD?: boolean }): Guest;
+  /** Clear the leaves covering [iova, iova + size). No invalidation: that is the guest's job. */
+  unmap(iova: number, size: number): Guest;
+  /** The entries a walk of iova reads, root first. */
+  pte(iova: number): GuestPteLevel[];
+  /** The GPA iova translates to through the first stage, or -1. */
+  translate(iova: number): number;
+  /** Guest RAM at a GPA, as the guest CPU sees it. */
+  read(gpa: number, length: number): Uint8Array;
+  write(gpa: number, bytes: Uint8Array): Guest;
+  read64(gpa: number): bigint;
+  write64(gpa: number, value: bigint | number): Guest;
+  /** iommu_hwpt_vtd_s1 for IOMMU_HWPT_ALLOC's data_uptr (IOMMU_VTD_S1_* flags). */
+  s1(flags?: number): Required<iommu_hwpt_vtd_s1>;
+  /** IOMMU_HWPT_INVALIDATE of [iova, iova + size) on a nested HWPT (no range: everything). */
+  invalidate(hwptId: number, iova?: number, size?: number, opts?: { leaf?: boolean }): iommu_hwpt_invalidate;
+}
+/**
+ * Make a guest: mmap its RAM, IOMMU_IOAS_MAP it at GPA base (default 0, size default 16 MiB),
+ * allocate its root table. hugepages: back RAM with 2 MiB THPs.
+ * @example const g = guest({ iommufd, ioas, size: 16 << 20 }); g.map(0x40000000, 0x100000, 0x2000);
+ */
+declare function guest(opts: { iommufd: number; ioas: number; size?: number; base?: number; levels?: 4 | 5; hugepages?: boolean }): Guest;
 `;

@@ -42,7 +42,7 @@ export interface InterruptWindowHw {
   interruptRequest(req: DmaRequest, data: Uint8Array | null, len: number): void;
 }
 
-function interruptWindow(hw: IommuHw): InterruptWindowHw | null {
+export function interruptWindow(hw: IommuHw): InterruptWindowHw | null {
   const h = hw as Partial<InterruptWindowHw>;
   return typeof h.isInterruptRequest === "function" && typeof h.interruptRequest === "function" ? (h as InterruptWindowHw) : null;
 }

@@ -33,14 +33,49 @@ export class PhysMem {
     return this.frames.size;
   }
 
-  /** The frame's bytes, allocated (zeroed) if it was never written. */
+  /**
+   * The frame's bytes, allocated (zeroed) if it was never written. Every write to physical memory
+   * goes through here (write64, write, and callers that fill a frame directly), so this is where a
+   * watched frame's write generation moves.
+   */
   frame(pfn: number): Uint8Array {
+    if (this.watched.size) this.touch(pfn);
     let f = this.frames.get(pfn);
     if (!f) {
       f = new Uint8Array(PAGE_SIZE);
       this.frames.set(pfn, f);
     }
     return f;
+  }
+
+  // ---- write generations (the stale-translation detector, engine/hw/vtd/stale.ts) ----------------
+  // A cache fill that depends on page-table entries asks for their frames to be watched and
+  // remembers each frame's generation; a later hit compares one number per entry instead of
+  // re-reading memory. Frames nobody watches cost one Map.size check per write.
+  /** pfn → write generation, for watched frames only */
+  private readonly watched = new Map<number, number>();
+  /** Bumped on every write to any watched frame: a hit whose stamp equals it needs no check at all. */
+  watchedWrites = 0;
+
+  /** Start watching the frame of `pa` (idempotent); returns its current write generation. */
+  watch(pa: number): number {
+    const pfn = Math.floor(pa / PAGE_SIZE);
+    const g = this.watched.get(pfn);
+    if (g !== undefined) return g;
+    this.watched.set(pfn, 0);
+    return 0;
+  }
+
+  /** The write generation of the frame of `pa` (-1 when it is not watched). */
+  generation(pa: number): number {
+    return this.watched.get(Math.floor(pa / PAGE_SIZE)) ?? -1;
+  }
+
+  private touch(pfn: number): void {
+    const g = this.watched.get(pfn);
+    if (g === undefined) return;
+    this.watched.set(pfn, g + 1);
+    this.watchedWrites++;
   }
 
   /** The frame's bytes if it was ever written, else undefined (reads as zeros). */
@@ -118,12 +153,14 @@ export class PhysMem {
     const pfn = this.nextKernelPfn++;
     this.kernelPages++;
     this.frames.delete(pfn); // zeroed
+    if (this.watched.size) this.touch(pfn);
     return pfn * PAGE_SIZE;
   }
 
   /** Give a kernel page back (page-table pages freed on unmap or domain free). */
   freeKernelPage(pa: number): void {
     this.frames.delete(Math.floor(pa / PAGE_SIZE));
+    if (this.watched.size) this.touch(Math.floor(pa / PAGE_SIZE));
     this.kernelPages--;
   }
 

@@ -14,7 +14,7 @@
  * Addresses in this interface are plain numbers: domains' apertures are at most 57 bits wide and
  * the simulated physical address space is 46 bits, so every value is exact below 2^53.
  */
-import type { Err, Rc } from "../uapi/errno.ts";
+import { err, isErr, type Err, type Rc } from "../uapi/errno.ts";
 
 /** include/linux/iommu.h IOMMU_READ … : protection bits of a mapping. */
 export const IOMMU_READ = 1 << 0;
@@ -84,6 +84,59 @@ export interface IommuDomainOps {
   readAndClearDirty?(iova: number, size: number, noClear: boolean, record: (iova: number, length: number) => void): Rc;
   /** Forbid no-snoop for this domain (enforce_cache_coherency). */
   enforceCacheCoherency(): boolean;
+  /**
+   * iommu_domain_ops.cache_invalidate_user: invalidate what a user-managed (nested) domain's
+   * caches hold, from an array of driver-defined entries. Sets `array.entryNum` to the number of
+   * entries handled (also on failure). Absent for kernel-managed paging domains.
+   */
+  cacheInvalidateUser?(array: IommuUserDataArray): Rc;
+}
+
+/**
+ * struct iommu_user_data (include/linux/iommu.h): driver data a user passed by pointer. The
+ * driver checks the type and length first and only then copies (iommuCopyStructFromUser), so
+ * the order of EINVAL and EFAULT is the kernel's.
+ */
+export interface IommuUserData {
+  /** enum iommu_hwpt_data_type */
+  readonly type: number;
+  /** the user's length in bytes */
+  readonly len: number;
+  /** copy_from_user of `len` bytes (EFAULT when unreadable) */
+  copy(): Uint8Array | Err;
+}
+
+/** struct iommu_user_data_array: an array of `entryNum` entries of `entryLen` bytes each. */
+export interface IommuUserDataArray {
+  /** enum iommu_hwpt_invalidate_data_type */
+  readonly type: number;
+  readonly entryLen: number;
+  /** in: entries in the array; out: entries the driver handled */
+  entryNum: number;
+  /** copy_from_user of entry `index` (`entryLen` bytes; EFAULT when unreadable) */
+  copyEntry(index: number): Uint8Array | Err;
+}
+
+/**
+ * __iommu_copy_struct_from_user (include/linux/iommu.h): the driver-data copy rule. Wrong type →
+ * EINVAL; a user length below the struct's first-release size (`minLen`) or above the kernel's
+ * current size (`dataLen`) → EINVAL (never E2BIG); otherwise copied and zero-extended to `dataLen`.
+ */
+export function iommuCopyStructFromUser(data: IommuUserData, dataType: number, dataLen: number, minLen: number, where: string): Uint8Array | Err {
+  if (data.type !== dataType) return err("EINVAL", where, `data type ${data.type} is not the expected ${dataType}`);
+  if (data.len < minLen || dataLen < data.len)
+    return err("EINVAL", where, `data length ${data.len} is outside [${minLen}, ${dataLen}] (driver data is never zero-checked: a longer struct is EINVAL, not E2BIG)`);
+  const bytes = data.copy();
+  if (isErr(bytes)) return bytes;
+  const out = new Uint8Array(dataLen);
+  out.set(bytes.subarray(0, data.len));
+  return out;
+}
+
+/** __iommu_copy_struct_from_user_array: entry `index` of an array, with the same rule. */
+export function iommuCopyStructFromUserArray(array: IommuUserDataArray, dataType: number, index: number, dataLen: number, minLen: number, where: string): Uint8Array | Err {
+  if (index >= array.entryNum) throw new Error(`${where}: entry ${index} beyond entry_num ${array.entryNum} (driver bug)`);
+  return iommuCopyStructFromUser({ type: array.type, len: array.entryLen, copy: () => array.copyEntry(index) }, dataType, dataLen, minLen, where);
 }
 
 /** struct iommu_domain */
@@ -104,6 +157,12 @@ export interface IommuDomain {
   readonly parent?: IommuDomain;
   /** The driver (ops) that made it: attaching to a device of another IOMMU is refused. */
   readonly owner: IommuOps;
+  /**
+   * domain->iopf_handler is set: iommufd sets it for a HWPT allocated with a fault queue
+   * (IOMMU_HWPT_FAULT_ID_VALID), and the driver enables I/O page faults for the device while
+   * such a domain is attached (intel iopf_for_domain_set).
+   */
+  iopfHandler?: boolean;
 }
 
 /** Output of ops.hwInfo: enum iommu_hw_info_type and its payload, little-endian bytes. */
@@ -131,6 +190,19 @@ export interface IommuOps {
   domainFree(domain: IommuDomain): void;
   /** Maximum PASIDs the device may use through this IOMMU (0: none). */
   maxPasids(dev: SimDevice): number;
+  /**
+   * ops->domain_alloc_nested: a nested (user-managed stage-1) domain on `parent`, a paging domain
+   * allocated with DOMAIN_ALLOC_NEST_PARENT. `flags` are the IOMMU_HWPT_ALLOC_* bits that reach
+   * the driver (iommufd strips FAULT_ID_VALID). Absent: the driver cannot nest (EOPNOTSUPP).
+   */
+  domainAllocNested?(dev: SimDevice, parent: IommuDomain, flags: number, data: IommuUserData): IommuDomain | Err;
+  /**
+   * Connect the iommu core's I/O page fault half (io-pgfault.c), which the kernel owns: the
+   * driver reports page requests to it and it answers through `pageResponse`. Called once at boot.
+   */
+  setFaultCore?(core: IommuFaultCore): void;
+  /** ops->page_response: send the page group response for `fault` (the group's last request). */
+  pageResponse?(dev: SimDevice, fault: IopfFault, code: number): void;
 }
 
 /** The result of one DMA translation by the hardware. */
@@ -225,4 +297,54 @@ export function iommuPgsize(bitmap: number, iova: number, paddr: number, size: n
     if (toBoundary && (paddr % next) === (iova % next) && toBoundary / best < count) count = toBoundary / best;
   }
   return { pgsize: best, count: Math.max(1, count) };
+}
+
+// ---- recoverable faults: the iommu core's I/O page fault interface (include/linux/iommu.h) ----
+
+/**
+ * enum iommu_page_response_code: what a fault handler answers. Linux's VT-d driver writes the
+ * value straight into the page group response's RC field (intel_iommu_page_response →
+ * QI_PGRP_RESP_CODE), so SUCCESS and INVALID are PCI "Success" (0) and "Invalid Request" (1);
+ * FAILURE (2) would be a reserved PCI code there (PCI "Response Failure" is 0xF). iommufd lets
+ * user space send only SUCCESS and INVALID.
+ */
+export const IOMMU_PAGE_RESP_SUCCESS = 0;
+export const IOMMU_PAGE_RESP_INVALID = 1;
+export const IOMMU_PAGE_RESP_FAILURE = 2;
+
+/** struct iommu_fault_page_request flags (v6.10+ values: private data went away, NEEDS_PASID moved to bit 2). */
+export const IOMMU_FAULT_PAGE_REQUEST_PASID_VALID = 1 << 0;
+export const IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE = 1 << 1;
+export const IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID = 1 << 2;
+/** IOMMU_FAULT_PERM_*: what the page request asked for */
+export const IOMMU_FAULT_PERM_READ = 1 << 0;
+export const IOMMU_FAULT_PERM_WRITE = 1 << 1;
+export const IOMMU_FAULT_PERM_EXEC = 1 << 2;
+export const IOMMU_FAULT_PERM_PRIV = 1 << 3;
+
+/** struct iommu_fault_page_request: one page request as the driver reports it to the core. */
+export interface IopfFault {
+  flags: number;
+  pasid: number;
+  /** Page Request Group Index (9 bits) */
+  grpid: number;
+  perm: number;
+  /** page address */
+  addr: number;
+}
+
+/**
+ * The iommu core's fault half as a driver sees it (drivers/iommu/io-pgfault.c): the driver adds
+ * a device while I/O page faults are enabled for it, reports each page request, and discards
+ * partial groups after a queue overflow. The core answers through IommuOps.pageResponse.
+ */
+export interface IommuFaultCore {
+  /** iopf_queue_add_device */
+  iopfQueueAddDevice(dev: SimDevice): Rc;
+  /** iopf_queue_remove_device: drop partial faults, answer every pending group INVALID */
+  iopfQueueRemoveDevice(dev: SimDevice): void;
+  /** iopf_queue_discard_partial: after a page request queue overflow */
+  iopfQueueDiscardPartial(): void;
+  /** iommu_report_device_fault: 0, or an Err when no handler took it (the core answered INVALID itself) */
+  reportDeviceFault(dev: SimDevice, fault: IopfFault): Rc;
 }

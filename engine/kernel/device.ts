@@ -15,8 +15,9 @@ import { err, isErr, type Err, type Rc } from "../uapi/errno.ts";
 import { IOMMU_NO_PASID } from "../hw/model.ts";
 import type { IommufdCtx } from "./main.ts";
 import { iommufdHwptPagingAlloc } from "./hw-pagetable.ts";
+import { iommufdAutoResponseFaults } from "./eventq.ts";
 import {
-  IommufdDevice, IommufdGroup, IommufdHwptPaging, iommufdGetObject,
+  IommufdDevice, IommufdGroup, IommufdHwptNested, IommufdHwptPaging, iommufdGetObject,
   type IommufdHwPagetable, type IommufdIoas,
 } from "./private.ts";
 import type { SimDevice } from "../hw/model.ts";
@@ -76,8 +77,11 @@ function hwptPasidCompat(hwpt: IommufdHwPagetable, idev: IommufdDevice, pasid: n
   return 0;
 }
 
+/** find_hwpt_paging: the paging HWPT whose IOAS an attachment uses — a nested HWPT's parent. */
 function paging(hwpt: IommufdHwPagetable): IommufdHwptPaging | null {
-  return hwpt instanceof IommufdHwptPaging ? hwpt : null;
+  if (hwpt instanceof IommufdHwptPaging) return hwpt;
+  if (hwpt instanceof IommufdHwptNested) return hwpt.parent;
+  return null;
 }
 
 function resvOwner(idev: IommufdDevice): object {
@@ -151,6 +155,8 @@ function hwPagetableDetach(idev: IommufdDevice, pasid: number): IommufdHwPagetab
     const ops = idev.ictx.kernel.machine.iommu.ops;
     for (const d of groupDevicesOf(idev)) ops.blockDev(d, pasid);
     g.pasidAttach.delete(pasid);
+    // iommufd_hwpt_detach_device → iommufd_auto_response_faults: the attachment's faults get INVALID
+    iommufdAutoResponseFaults(hwpt, g, pasid, `iommufd_auto_response_faults: device ${idev.id} detached${pasid ? ` PASID ${pasid}` : ""} from HWPT ${hwpt.id}`);
   }
   const hp = paging(hwpt);
   if (hp && pasid === IOMMU_NO_PASID) hp.ioas.iopt.removeReservedIova(resvOwner(idev));
@@ -164,7 +170,7 @@ function hwPagetableDetach(idev: IommufdDevice, pasid: number): IommufdHwPagetab
 function hwPagetablePut(ictx: IommufdCtx, hwpt: IommufdHwPagetable | null): void {
   if (!hwpt) return;
   hwpt.users--;
-  const hp = paging(hwpt);
+  const hp = hwpt instanceof IommufdHwptPaging ? hwpt : null; // only a paging HWPT can be automatic
   if (hp && hp.autoDomain && hwpt.users === 1) ictx.objectRemove(hwpt.id, true);
 }
 
@@ -211,6 +217,8 @@ function doReplace(idev: IommufdDevice, pasid: number, hwpt: IommufdHwPagetable)
   if (oldHp && pasid === IOMMU_NO_PASID && (!hp || hp.ioas !== oldHp.ioas))
     for (const u of attach.devices) oldHp.ioas.iopt.removeReservedIova(resvOwner(u));
   attach.hwpt = hwpt;
+  // iommufd_hwpt_replace_device: the old HWPT's faults of this attachment get INVALID
+  if (old.fault) iommufdAutoResponseFaults(old, g, pasid, `iommufd_auto_response_faults: device ${idev.id}${pasid ? ` PASID ${pasid}` : ""} replaced HWPT ${old.id} with HWPT ${hwpt.id}`);
   // Move the references held by the device list to the new HWPT.
   for (const d of attach.devices) {
     hwpt.users++;
@@ -266,6 +274,7 @@ function changePt(idev: IommufdDevice, pasid: number, ptId: { value: number }, f
   if (isErr(obj)) return obj;
   let destroy: IommufdHwPagetable | null | Err;
   switch (obj.type) {
+    case "HWPT_NESTED":
     case "HWPT_PAGING":
       destroy = fn(idev, pasid, obj);
       break;

@@ -2,20 +2,25 @@
  * hw_pagetable.c (+ the hw_info and dirty-tracking parts of device.c / io_pagetable.c): HWPT
  * allocation, IOMMU_GET_HW_INFO, dirty tracking, and cache invalidation of nested HWPTs.
  *
- * Nested HWPTs (IOMMU_HWPT_DATA_VTD_S1 on a NEST_PARENT parent) and vIOMMUs come with the
- * nested-translation work; until then the driver answers as one without a nested allocator
- * does (EOPNOTSUPP), after every check the core makes before asking it.
+ * Nested HWPTs: IOMMU_HWPT_ALLOC with pt_id = a NEST_PARENT HWPT_PAGING and driver data
+ * (IOMMU_HWPT_DATA_VTD_S1) makes a HWPT_NESTED through ops.domainAllocNested
+ * (iommufd_hwpt_nested_alloc); IOMMU_HWPT_INVALIDATE hands an entry array to the nested
+ * domain's cacheInvalidateUser (iommufd_hwpt_invalidate). vIOMMUs do not exist on VT-d
+ * (viommu.ts), so the vIOMMU forms of both answer as the kernel does without one.
  */
 import { err, isErr, type Err, type Rc } from "../uapi/errno.ts";
 import { unknownBits } from "../uapi/consts.ts";
 import { iommufd_hwpt_alloc_flags, iommufd_hw_info_flags } from "../uapi/iommufd.ts";
-import { DOMAIN_ALLOC_DIRTY_TRACKING, DOMAIN_ALLOC_NEST_PARENT, DOMAIN_ALLOC_PASID, IOMMU_NO_PASID } from "../hw/model.ts";
+import {
+  DOMAIN_ALLOC_DIRTY_TRACKING, DOMAIN_ALLOC_NEST_PARENT, DOMAIN_ALLOC_PASID, IOMMU_NO_PASID,
+  type IommuUserData, type IommuUserDataArray,
+} from "../hw/model.ts";
 import { iommufdHwPagetableAttach } from "./device.ts";
 import { ULONG_MAX } from "./io-pagetable.ts";
 import { iommufdUcmdRespond, type IommufdCtx, type Ucmd } from "./main.ts";
 import {
-  iommufdGetDevice, iommufdGetFault, iommufdGetHwptPaging, iommufdGetObject, IommufdHwptPaging,
-  type IommufdDevice, type IommufdIoas,
+  iommufdGetDevice, iommufdGetFault, iommufdGetHwptPaging, iommufdGetObject, IommufdHwptNested, IommufdHwptPaging,
+  type IommufdDevice, type IommufdHwPagetable, type IommufdIoas,
 } from "./private.ts";
 
 const IOMMU_HWPT_ALLOC_NEST_PARENT = 1 << 0;
@@ -105,7 +110,7 @@ export function iommufdHwptAlloc(ucmd: Ucmd): Rc {
   const pt = iommufdGetObject(ictx, n(cmd.pt_id), "ANY");
   if (isErr(pt)) return err("EINVAL", "iommufd_hwpt_alloc", `pt_id ${n(cmd.pt_id)} is not an object (HWPT_ALLOC turns that into EINVAL)`);
   const flags = n(cmd.flags);
-  let hp: IommufdHwptPaging;
+  let hp: IommufdHwPagetable;
   switch (pt.type) {
     case "IOAS": {
       if (dataType !== 0)
@@ -116,8 +121,15 @@ export function iommufdHwptAlloc(ucmd: Ucmd): Rc {
       hp = r;
       break;
     }
-    case "HWPT_PAGING":
-      return hwptNestedAlloc(pt as IommufdHwptPaging, flags, dataLen);
+    case "HWPT_PAGING": {
+      // struct iommu_user_data: the driver checks type and length before it copies
+      const uptr = b(cmd.data_uptr);
+      const data: IommuUserData = { type: dataType, len: dataLen, copy: () => ictx.kernel.mm.copyFromUser(uptr, dataLen) };
+      const r = hwptNestedAlloc(pt as IommufdHwptPaging, idev, flags, data);
+      if (isErr(r)) return r;
+      hp = r;
+      break;
+    }
     default:
       return err("EINVAL", "iommufd_hwpt_alloc", `pt_id ${pt.id} is a ${pt.type}; it must be an IOAS, a nest-parent HWPT_PAGING or a vIOMMU`);
   }
@@ -129,6 +141,9 @@ export function iommufdHwptAlloc(ucmd: Ucmd): Rc {
     }
     hp.fault = fault;
     fault.users++; // Pairs with IommufdHwptPaging.destroy
+    // hwpt->domain->iopf_handler = iommufd_fault_iopf_handler: the driver enables I/O page
+    // faults for a device while this domain is attached (intel iopf_for_domain_set)
+    hp.domain.iopfHandler = true;
   }
   cmd.out_hwpt_id = hp.id;
   const rc = iommufdUcmdRespond(ucmd);
@@ -140,14 +155,35 @@ export function iommufdHwptAlloc(ucmd: Ucmd): Rc {
   return 0;
 }
 
-/** iommufd_hwpt_nested_alloc: the checks the core makes, then the driver's answer. */
-function hwptNestedAlloc(parent: IommufdHwptPaging, flags: number, dataLen: number): Rc {
+/**
+ * iommufd_hwpt_nested_alloc: a HWPT_NESTED over `parent` for `idev`. The core checks flags, data
+ * and the parent; the driver (ops.domainAllocNested) checks its data. Returned reserved: the
+ * caller finalizes it. [The kernel reserves the object before asking the driver and aborts it on
+ * failure; reserving after is indistinguishable from user space, IDs being reused lowest-first.]
+ */
+function hwptNestedAlloc(parent: IommufdHwptPaging, idev: IommufdDevice, flags: number, data: IommuUserData): IommufdHwptNested | Err {
+  const where = "iommufd_hwpt_nested_alloc";
+  const ictx = parent.ictx;
+  const ops = ictx.kernel.machine.iommu.ops;
   if (flags & ~(IOMMU_HWPT_FAULT_ID_VALID | IOMMU_HWPT_ALLOC_PASID))
-    return err("EOPNOTSUPP", "iommufd_hwpt_nested_alloc", `flags 0x${flags.toString(16)}: a nested HWPT takes only FAULT_ID_VALID and ALLOC_PASID`);
-  if (!dataLen) return err("EOPNOTSUPP", "iommufd_hwpt_nested_alloc", "a nested HWPT needs driver data (data_len is 0)");
-  if (parent.autoDomain || !parent.nestParent)
-    return err("EINVAL", "iommufd_hwpt_nested_alloc", `HWPT ${parent.id} was not allocated with IOMMU_HWPT_ALLOC_NEST_PARENT`);
-  return err("EOPNOTSUPP", "iommufd_hwpt_nested_alloc", "this simulated VT-d driver has no nested domain allocator yet (nested translation is not modelled)");
+    return err("EOPNOTSUPP", where, `flags 0x${flags.toString(16)}: a nested HWPT takes only FAULT_ID_VALID and ALLOC_PASID`);
+  if (!data.len) return err("EOPNOTSUPP", where, "a nested HWPT needs driver data (data_len is 0)");
+  if (!ops.domainAllocNested) return err("EOPNOTSUPP", where, `the ${ops.name} driver has no nested domain allocator`);
+  if (parent.autoDomain || !parent.nestParent || parent.domain.owner !== ops)
+    return err("EINVAL", where, `HWPT ${parent.id} ${parent.autoDomain ? "is an automatic domain" : !parent.nestParent ? "was not allocated with IOMMU_HWPT_ALLOC_NEST_PARENT" : "belongs to another IOMMU driver"}`);
+  // the driver sees every flag but FAULT_ID_VALID (iommufd handles the fault queue)
+  const domain = ops.domainAllocNested(idev.dev, parent.domain, flags & IOMMU_HWPT_ALLOC_PASID ? DOMAIN_ALLOC_PASID : 0, data);
+  if (isErr(domain)) return domain;
+  if (domain.type !== "nested") throw new Error(`${where}: the driver returned a ${domain.type} domain (WARN_ON_ONCE)`);
+  const hn = ictx.objectAlloc(new IommufdHwptNested(ictx, parent, domain));
+  if (isErr(hn)) {
+    ops.domainFree(domain);
+    return hn;
+  }
+  hn.pasidCompat = !!(flags & IOMMU_HWPT_ALLOC_PASID);
+  parent.users++; // Pairs with IommufdHwptNested.destroy
+  parent.nestedChildren.add(hn);
+  return hn;
 }
 
 /** IOMMU_GET_HW_INFO: iommufd_get_hw_info */
@@ -250,21 +286,39 @@ export function iommufdHwptGetDirtyBitmap(ucmd: Ucmd): Rc {
   return 0;
 }
 
-/** IOMMU_HWPT_INVALIDATE: iommufd_hwpt_invalidate */
+/**
+ * IOMMU_HWPT_INVALIDATE: iommufd_hwpt_invalidate. `entry_num` is written back on every path:
+ * the number of entries the driver handled (0 when the call fails before the driver).
+ */
 export function iommufdHwptInvalidate(ucmd: Ucmd): Rc {
   const { cmd, ictx } = ucmd;
   const entryNum = n(cmd.entry_num);
-  cmd.entry_num = 0; // written back on every path
-  const rc = invalidate(ucmd, entryNum);
+  let done = 0;
+  const rc = invalidate();
+  cmd.entry_num = done;
   const rc2 = iommufdUcmdRespond(ucmd);
   return rc2 || rc;
-  function invalidate(u: Ucmd, num: number): Rc {
+  function invalidate(): Rc {
     if (cmd.__reserved) return err("EOPNOTSUPP", "iommufd_hwpt_invalidate", "__reserved must be 0");
-    if (num && (!b(cmd.data_uptr) || !n(cmd.entry_len)))
+    if (entryNum && (!b(cmd.data_uptr) || !n(cmd.entry_len)))
       return err("EINVAL", "iommufd_hwpt_invalidate", "entry_num is set but data_uptr or entry_len is 0");
     const obj = iommufdGetObject(ictx, n(cmd.hwpt_id), "ANY");
     if (isErr(obj)) return obj;
-    void u;
-    return err("EINVAL", "iommufd_hwpt_invalidate", `object ${obj.id} is a ${obj.type}; invalidation needs a HWPT_NESTED or a vIOMMU`);
+    if (obj.type !== "HWPT_NESTED")
+      return err("EINVAL", "iommufd_hwpt_invalidate", `object ${obj.id} is a ${obj.type}; invalidation needs a HWPT_NESTED or a vIOMMU`);
+    const op = obj.domain.ops.cacheInvalidateUser;
+    if (!op) return err("EOPNOTSUPP", "iommufd_hwpt_invalidate", `HWPT ${obj.id}'s domain has no cache_invalidate_user op`);
+    // struct iommu_user_data_array
+    const uptr = b(cmd.data_uptr);
+    const entryLen = n(cmd.entry_len);
+    const array: IommuUserDataArray = {
+      type: n(cmd.data_type),
+      entryLen,
+      entryNum,
+      copyEntry: (i) => ictx.kernel.mm.copyFromUser(BigInt.asUintN(64, uptr + BigInt(entryLen) * BigInt(i)), entryLen),
+    };
+    const r = op.call(obj.domain.ops, array);
+    done = array.entryNum;
+    return r;
   }
 }

@@ -14,6 +14,7 @@ import { u64, type U64 } from "../trace/events.ts";
 import type { Machine } from "../machine.ts";
 import { PAGE_SIZE } from "../hw/memory.ts";
 import { FaultFile } from "./eventq.ts";
+import { IopfCore } from "./io-pgfault.ts";
 import { FdTable, KFile } from "./fs.ts";
 import { IommufdCtx, IommufdFile, iommufdFopsIoctl } from "./main.ts";
 import { MemFile, Mm, User, type Creds } from "./process.ts";
@@ -59,10 +60,15 @@ export class Kernel {
   private ctxSerial = 0;
   /** the script line making the current call (for events) */
   line: number | undefined;
+  /** io-pgfault.c: recoverable I/O page faults, from the IOMMU driver to iommufd's fault queues */
+  readonly iopf: IopfCore;
 
   constructor(readonly machine: Machine, creds: Partial<Creds> = {}) {
     this.mm = new Mm(machine.mem);
     this.creds = { ...DEFAULT_CREDS, ...creds };
+    // the iommu core's I/O page fault half, connected to the IOMMU driver at boot
+    this.iopf = new IopfCore(this);
+    machine.iommu.ops.setFaultCore?.(this.iopf);
   }
 
   iommufdFileOf(ictx: IommufdCtx): IommufdFile {

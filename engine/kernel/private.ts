@@ -8,7 +8,8 @@
  * references of a running ioctl (wait_cnt) are not modelled: the engine runs one call at a time.
  */
 import { err, type Err } from "../uapi/errno.ts";
-import type { IommuDomain, SimDevice } from "../hw/model.ts";
+import { IOMMU_PAGE_RESP_INVALID, type IommuDomain, type SimDevice } from "../hw/model.ts";
+import type { IopfGroup } from "./io-pgfault.ts";
 import type { IoPagetable } from "./io-pagetable.ts";
 import type { IommufdCtx } from "./main.ts";
 
@@ -79,6 +80,8 @@ export class IommufdHwptPaging extends IommufdHwPagetable {
   autoDomain = false;
   nestParent = false;
   enforceCacheCoherency = false;
+  /** HWPT_NESTEDs allocated on this nest parent, each holding a reference on it */
+  readonly nestedChildren = new Set<IommufdHwptNested>();
   /** set when the domain was added to ioas.iopt (iopt_table_add_domain succeeded) */
   inIopt = false;
   constructor(ictx: IommufdCtx, readonly ioas: IommufdIoas, readonly domain: IommuDomain) {
@@ -91,6 +94,30 @@ export class IommufdHwptPaging extends IommufdHwPagetable {
     if (i >= 0) this.ioas.hwptList.splice(i, 1);
     this.domain.owner.domainFree(this.domain);
     this.ioas.users--; // Pairs with the reference taken in iommufdHwptPagingAlloc
+    if (this.fault) this.fault.users--;
+  }
+  override holders(): string[] {
+    return [...super.holders(), ...[...this.nestedChildren].map((n) => `HWPT_NESTED ${n.id}`)];
+  }
+}
+
+/**
+ * struct iommufd_hwpt_nested: a user-managed page table — an iommu_domain of nested type whose
+ * stage-1 table lives in the user's (guest's) memory — over a nest-parent HWPT_PAGING. Made by
+ * IOMMU_HWPT_ALLOC with pt_id = the parent and driver data (IOMMU_HWPT_DATA_VTD_S1); the user
+ * invalidates its caches with IOMMU_HWPT_INVALIDATE. It holds a reference on the parent, so the
+ * parent cannot be destroyed while it exists.
+ */
+export class IommufdHwptNested extends IommufdHwPagetable {
+  readonly type = "HWPT_NESTED" as const;
+  constructor(ictx: IommufdCtx, readonly parent: IommufdHwptPaging, readonly domain: IommuDomain) {
+    super(ictx);
+  }
+  destroy(): void {
+    // iommufd_hwpt_nested_destroy: free the domain, then drop the parent's reference
+    this.domain.owner.domainFree(this.domain);
+    this.parent.nestedChildren.delete(this);
+    this.parent.users--; // Pairs with the reference taken in hwptNestedAlloc (hw-pagetable.ts)
     if (this.fault) this.fault.users--;
   }
 }
@@ -129,13 +156,18 @@ export class IommufdDevice extends IommufdObject {
 export class IommufdFault extends IommufdObject {
   readonly type = "FAULT" as const;
   fdOpen = true;
-  /** groups waiting to be read */
-  readonly deliver: unknown[] = [];
-  /** cookie → group awaiting a response */
-  readonly response = new Map<number, unknown>();
+  /** groups waiting to be read (eventq.ts iommufd_fault_iopf_handler appends) */
+  readonly deliver: IopfGroup[] = [];
+  /** cookie → group read and awaiting a response */
+  readonly response = new Map<number, IopfGroup>();
+  /** poll() callers waiting for the queue to become readable (woken by the iopf handler) */
+  readonly pollWaiters = new Set<() => void>();
+  /** iommufd_fault_destroy: every group still queued or awaiting a response is answered INVALID. */
   destroy(): void {
+    const groups = [...this.deliver, ...this.response.values()];
     this.deliver.length = 0;
     this.response.clear();
+    for (const g of groups) g.respond(IOMMU_PAGE_RESP_INVALID, `iommufd_fault_destroy: FAULT ${this.id} destroyed`, true);
   }
   holders(): string[] {
     const h: string[] = [];
@@ -146,7 +178,7 @@ export class IommufdFault extends IommufdObject {
   }
 }
 
-export type AnyObject = IommufdIoas | IommufdHwptPaging | IommufdDevice | IommufdFault;
+export type AnyObject = IommufdIoas | IommufdHwptPaging | IommufdHwptNested | IommufdDevice | IommufdFault;
 
 /** iommufd_get_object(): a published object of `type`, else ENOENT. */
 export function iommufdGetObject(ictx: IommufdCtx, id: number, type: ObjType | "ANY"): AnyObject | Err {

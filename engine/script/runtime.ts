@@ -6,6 +6,10 @@
  * The same runtime serves the CLI (in process) and the browser worker: it needs no DOM and no
  * Node API. Time is simulated: DMA latency and sleep() advance the machine's clock; nothing
  * reads the wall clock, and Math.random inside scripts is a seeded generator.
+ *
+ * Asynchronous calls (device.read/write/pageRequest, poll, sleep) start their engine work at the
+ * call and return waiters of the session's SimLoop (simloop.ts), which moves simulated time only
+ * when all script code is blocked, and reports a deadlock as a ScriptError.
  */
 import { ERRNO, STRERROR, errnoName, isErr, type Err, type ErrnoName } from "../uapi/errno.ts";
 import { ioctlByRequest, uapiConstants, type IoctlDef } from "../uapi/index.ts";
@@ -19,8 +23,11 @@ import { EngineBug, Kernel } from "../kernel/kernel.ts";
 import { IommufdFile } from "../kernel/main.ts";
 import { VfioDeviceFile } from "../kernel/vfio.ts";
 import { FaultFile } from "../kernel/eventq.ts";
+import type { AtsFaultInfo } from "../hw/ats.ts";
+import { SimLoop } from "./simloop.ts";
 import type { TraceEvent } from "../trace/events.ts";
 import { encodeArg, encodeObject, ScriptError, toInteger, toScript, type Scratch } from "./marshal.ts";
+import { makeGuestFactory, type GuestGlobals } from "./guest.ts";
 
 /** The error a failed system call throws in a script. */
 export class ErrnoError extends Error {
@@ -40,7 +47,11 @@ export class ErrnoError extends Error {
   }
 }
 
-/** A DMA the IOMMU could not translate (and that is not recoverable). */
+/**
+ * A DMA the IOMMU could not translate (and that is not recoverable), or whose page request was
+ * answered with other than Success: then `reason` is 0 and `responseCode` is the PRG response
+ * code the device received (1 Invalid Request, 0xF Response Failure).
+ */
 export class DmaFault extends Error {
   readonly reason: number;
   readonly reasonName: string;
@@ -48,10 +59,14 @@ export class DmaFault extends Error {
   readonly pasid: number | undefined;
   readonly rid: number;
   readonly write: boolean;
-  constructor(f: DmaFaultInfo) {
+  /** the PRG response code that ended the DMA (ATS + PRI devices), else undefined */
+  readonly responseCode: number | undefined;
+  constructor(f: DmaFaultInfo & { responseCode?: number }) {
     const pasid = f.pasid === undefined ? "" : ` PASID ${f.pasid}`;
-    super(`DMA ${f.write ? "write" : "read"} of IOVA 0x${f.iova.toString(16)} by ${hex16(f.rid)}${pasid} faulted: reason 0x${f.reason.toString(16)} (${f.reasonName})`);
+    const what = f.reason ? `faulted: reason 0x${f.reason.toString(16)} (${f.reasonName})` : `failed: ${f.reasonName}`;
+    super(`DMA ${f.write ? "write" : "read"} of IOVA 0x${f.iova.toString(16)} by ${hex16(f.rid)}${pasid} ${what}`);
     this.name = "DmaFault";
+    this.responseCode = f.responseCode;
     this.reason = f.reason;
     this.reasonName = f.reasonName;
     this.iova = f.iova;
@@ -82,6 +97,8 @@ export interface SessionConfig {
 export class Session {
   readonly machine: Machine;
   readonly kernel: Kernel;
+  /** the script's event loop in simulated time (simloop.ts) */
+  readonly loop: SimLoop;
   readonly config: Required<Omit<SessionConfig, "knobs">> & { knobs: Record<string, unknown> };
   private scratchBase = 0;
   private scratchTop = 0;
@@ -94,6 +111,7 @@ export class Session {
     this.config = { iommu, devices: config.devices ?? DEFAULT_DEVICES, knobs: config.knobs ?? {}, seed: config.seed ?? 1 };
     this.machine = new Machine({ iommu, devices: this.config.devices, model: this.config.knobs }, factory, sink);
     this.kernel = new Kernel(this.machine);
+    this.loop = new SimLoop(this.machine);
   }
 
   /** Scratch user memory for marshalling ioctl arguments: a hidden 1 MiB mapping, reused per call. */
@@ -272,6 +290,46 @@ export function createGlobals(session: Session, opts: { console: ConsoleSink; li
     return x > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(x);
   };
 
+  const loop = session.loop;
+  /**
+   * An asynchronous call: `op` (started at the call) settles later; the script continues after
+   * the host's pace hook (which never moves simulated time). The returned promise is marked
+   * handled, so a call the script never awaits cannot crash the host with an unhandled rejection.
+   */
+  const settle = <T>(op: Promise<T>): Promise<T> => {
+    op.catch(() => {});
+    const p = (async () => {
+      await loop.paced(opts.pace?.());
+      return op;
+    })();
+    p.catch(() => {});
+    return p;
+  };
+  const hex = (v: number) => `0x${v.toString(16)}`;
+
+  /** One DMA of `dev`: through its ATS engine when the driver enabled ATS, else untranslated-only (dma.ts). */
+  const dma = (dev: SimDevice, iova: number, length: number, pasid: number, data: Uint8Array | null): Promise<Uint8Array | null> => {
+    const fn = machine.pcie.get(dev.rid);
+    const write = data !== null;
+    if (!fn || !fn.atsEnabled) {
+      const r = dmaCall(() => (write ? dmaWrite(machine, machine.iommu.hw, dev, iova, data, pasid) : dmaRead(machine, machine.iommu.hw, dev, iova, length, pasid)));
+      machine.sched.runDue();
+      if (r !== null && !(r instanceof Uint8Array)) return Promise.reject(new DmaFault(r));
+      return Promise.resolve(r);
+    }
+    // ATS (+ PRI when the device's context is in recoverable-fault mode: its domain has a fault queue)
+    const usePri = kernel.iopf.hasHandler(dev, pasid);
+    const what = `device.${write ? "write" : "read"} of ${hex(iova)}${pasid >= 0 ? ` PASID ${pasid}` : ""} by ${dev.path} (waiting for a page response)`;
+    const p = loop.wait<Uint8Array | null>(what, opts.lineOf(), (resolve, reject) => {
+      dmaCall(() => fn.dma({ iova, length, pasid, write, data: data ?? undefined, usePri }, (r) => {
+        if (r.ok) resolve(r.data);
+        else reject(new DmaFault(r.fault as AtsFaultInfo));
+      }));
+    });
+    machine.sched.runDue();
+    return p;
+  };
+
   const hw = {
     get iommu() {
       return machine.iommu.kind;
@@ -286,26 +344,95 @@ export function createGlobals(session: Session, opts: { console: ConsoleSink; li
         name: dev.name,
         path: dev.path,
         rid: dev.rid,
-        async read(iova: unknown, length: unknown, o?: unknown): Promise<Uint8Array> {
-          await opts.pace?.();
-          const r = dmaCall(() => dmaRead(machine, machine.iommu.hw, dev, dmaIova(iova), num(length, "DMA length"), dmaOpts(o)));
-          machine.sched.runDue();
-          if (!(r instanceof Uint8Array)) throw new DmaFault(r);
-          return r;
+        read(iova: unknown, length: unknown, o?: unknown): Promise<Uint8Array> {
+          const op = (() => {
+            try {
+              return dma(dev, dmaIova(iova), num(length, "DMA length"), dmaOpts(o), null) as Promise<Uint8Array>;
+            } catch (e) {
+              return Promise.reject(e);
+            }
+          })();
+          return settle(op);
         },
-        async write(iova: unknown, bytes: unknown, o?: unknown): Promise<void> {
-          await opts.pace?.();
-          if (!(bytes instanceof Uint8Array)) throw new ScriptError("device.write: bytes must be a Uint8Array");
-          const r = dmaCall(() => dmaWrite(machine, machine.iommu.hw, dev, dmaIova(iova), bytes, dmaOpts(o)));
-          machine.sched.runDue();
-          if (r) throw new DmaFault(r);
+        write(iova: unknown, bytes: unknown, o?: unknown): Promise<void> {
+          const op = (() => {
+            try {
+              if (!(bytes instanceof Uint8Array)) throw new ScriptError("device.write: bytes must be a Uint8Array");
+              return dma(dev, dmaIova(iova), bytes.length, dmaOpts(o), bytes).then(() => undefined);
+            } catch (e) {
+              return Promise.reject(e);
+            }
+          })();
+          return settle(op);
         },
-        async pageRequest(): Promise<number | null> {
-          if (!dev.pri) throw new ScriptError(`${dev.path} has no PRI: it cannot send page requests`);
-          throw new ScriptError("page requests (PRI) are not modelled yet in this engine version");
+        /**
+         * A raw PCIe page request (SCRIPT-API.md): resolves with the PRG response code the device
+         * receives for a request that closes its group, or null (a request that does not close
+         * its group, once it reached the IOMMU; a Stop Marker; a request the IOMMU dropped or
+         * blocked). Extensions: `exec`, `priv` (the request's Execute / Privileged bits).
+         */
+        pageRequest(req: unknown): Promise<number | null> {
+          const op = (() => {
+            try {
+              return pageRequest(dev, req);
+            } catch (e) {
+              return Promise.reject(e);
+            }
+          })();
+          return settle(op);
         },
       });
     },
+  };
+
+  const pageRequest = (dev: SimDevice, req: unknown): Promise<number | null> => {
+    if (!dev.pri) throw new ScriptError(`${dev.path} has no PRI: it cannot send page requests`);
+    const fn = machine.pcie.get(dev.rid);
+    if (!fn || !fn.priEnabled) throw new ScriptError(`${dev.path}: PRI is not enabled in its config space (the IOMMU driver enables it at probe, with ATS)`);
+    if (fn.priRf) throw new ScriptError(`${dev.path}: PRI is stopped: a Response Failure was received (PCI_PRI_STATUS_RF)`);
+    if (typeof req !== "object" || req === null) throw new ScriptError("device.pageRequest: the argument must be an object like { iova, group, last, read, write }");
+    const r = req as Record<string, unknown>;
+    const known = new Set(["iova", "pasid", "group", "last", "read", "write", "exec", "priv"]);
+    for (const k of Object.keys(r)) if (!known.has(k)) throw new ScriptError(`device.pageRequest: unknown field '${k}' (fields: ${[...known].join(", ")})`);
+    const bool = (k: string, required: boolean): boolean => {
+      const v = r[k];
+      if (v === undefined && !required) return false;
+      if (typeof v !== "boolean") throw new ScriptError(`device.pageRequest: '${k}' must be true or false, got ${String(v)}`);
+      return v;
+    };
+    const addr = dmaIova(r.iova);
+    const group = num(r.group, "device.pageRequest group");
+    if (group < 0 || group > 0x1ff) throw new ScriptError(`device.pageRequest: group ${group} is not a 9-bit Page Request Group Index (0..511)`);
+    const pasid = r.pasid === undefined ? -1 : num(r.pasid, "device.pageRequest pasid");
+    if (pasid >= 0 && pasid >= 2 ** dev.pasidBits) throw new ScriptError(`device.pageRequest: PASID ${pasid} is beyond ${dev.path}'s ${dev.pasidBits}-bit PASID width`);
+    const last = bool("last", true);
+    const read = bool("read", true);
+    const write = bool("write", true);
+    const exec = bool("exec", false);
+    const priv = bool("priv", false);
+    const closes = last && (read || write);
+    const page = addr - (addr % 4096); // the message carries address bits 63:12
+    const what = `the response to page request group ${group}${pasid >= 0 ? ` PASID ${pasid}` : ""} of ${dev.path}`;
+    const p = loop.wait<number | null>(what, opts.lineOf(), (resolve) => {
+      const trace = machine.trace;
+      trace.line = opts.lineOf();
+      try {
+        const seq = trace.nextSeq; // the pri.request event: the cmd_seq of everything it causes
+        trace.within(seq, () =>
+          fn.sendPageRequest(
+            { addr: page, pasid, prgi: group, last, read, write, exec, priv },
+            seq,
+            (fate) => {
+              if (!closes || fate !== "queued") resolve(null);
+            },
+            (code) => resolve(code),
+          ),
+        );
+      } finally {
+        trace.line = undefined;
+      }
+    });
+    return p;
   };
 
   const readFault = (fd: unknown, count?: unknown): Uint8Array =>
@@ -328,7 +455,7 @@ export function createGlobals(session: Session, opts: { console: ConsoleSink; li
     opts.console(level, text);
   };
 
-  return {
+  const globals: Record<string, unknown> = {
     ...constants,
     ErrnoError,
     DmaFault,
@@ -362,13 +489,36 @@ export function createGlobals(session: Session, opts: { console: ConsoleSink; li
       } else throw new ScriptError("write: data must be an array of iommu_hwpt_page_response objects or a Uint8Array");
       return sys(kernel.write(fdn, bytes), `write(${fdn})`);
     }),
-    poll: async (fd: unknown, timeout_ns?: unknown) => {
-      const fdn = num(fd, "poll fd");
-      const f = kernel.fds.get(fdn);
-      if (!f) throw new ErrnoError(`poll(${fdn})`, { name: "EBADF", errno: 9, where: "do_poll", why: "", reason: `do_poll: fd ${fdn} is not open` } as unknown as Err);
-      if (timeout_ns === undefined) throw new ScriptError(`poll(${fdn}) would wait forever: nothing in this machine can make the fd readable`);
-      machine.sched.runUntil(machine.clock.now + num(timeout_ns, "poll timeout"));
-      return false;
+    poll: (fd: unknown, timeout_ns?: unknown): Promise<boolean> => {
+      const op = (() => {
+        try {
+          const fdn = num(fd, "poll fd");
+          const f = kernel.fds.get(fdn);
+          if (!f) throw new ErrnoError(`poll(${fdn})`, { name: "EBADF", errno: 9, where: "do_poll", why: "", reason: `do_poll: fd ${fdn} is not open` } as unknown as Err);
+          const timeout = timeout_ns === undefined ? undefined : num(timeout_ns, "poll timeout");
+          if (timeout !== undefined && timeout < 0) throw new ScriptError(`poll(${fdn}): a negative timeout (${timeout}) means "forever" in poll(2); leave it out instead`);
+          if (!(f instanceof FaultFile)) {
+            if (timeout === undefined) throw new ScriptError(`poll(${fdn}) would wait forever: ${f.path} never becomes readable`);
+          } else if (f.readable()) return Promise.resolve(true);
+          return loop.wait<boolean>(`poll(${fdn}${timeout === undefined ? "" : `, ${timeout}`}) on ${f.path}`, opts.lineOf(), (resolve) => {
+            const stopTimer = timeout === undefined ? undefined : machine.sched.after(timeout, () => {
+              stopWait?.();
+              resolve(false);
+            });
+            const stopWait = f instanceof FaultFile ? f.pollWait(() => {
+              stopTimer?.();
+              resolve(true);
+            }) : undefined;
+            return () => {
+              stopTimer?.();
+              stopWait?.();
+            };
+          });
+        } catch (e) {
+          return Promise.reject(e);
+        }
+      })();
+      return settle(op);
     },
     mmap: (length: unknown, o?: { align?: unknown; fd?: unknown; offset?: unknown }) => withLine(() => {
       const opt = o ?? {};
@@ -395,15 +545,27 @@ export function createGlobals(session: Session, opts: { console: ConsoleSink; li
       if (resource !== "RLIMIT_MEMLOCK") throw new ScriptError("setrlimit: only 'RLIMIT_MEMLOCK' is modelled");
       kernel.creds.rlimitMemlock = num(value, "RLIMIT_MEMLOCK");
     },
-    sleep: async (ns: unknown) => {
-      await opts.pace?.();
-      machine.sched.runUntil(machine.clock.now + num(ns, "sleep ns"));
+    sleep: (ns: unknown): Promise<void> => {
+      const op = (() => {
+        try {
+          const t = num(ns, "sleep ns");
+          if (t < 0) throw new ScriptError(`sleep(${t}): time cannot go backwards`);
+          return loop.wait<void>(`sleep(${t})`, opts.lineOf(), (resolve) => machine.sched.after(t, () => resolve()));
+        } catch (e) {
+          return Promise.reject(e);
+        }
+      })();
+      return settle(op);
     },
     strerror: (e: unknown) => {
       const nm = typeof e === "number" ? errnoName(e) : (e as ErrnoName);
       return nm && nm in STRERROR ? STRERROR[nm] : `Unknown error ${String(e)}`;
     },
   };
+  // guest({ iommufd, ioas, size, … }): a guest's RAM and first-stage page table, built only from
+  // the globals above (engine/script/guest.ts)
+  globals.guest = makeGuestFactory(globals as unknown as GuestGlobals);
+  return globals;
 }
 
 export interface RunResult {
@@ -444,11 +606,23 @@ export async function runScript(session: Session, code: string, opts: { name?: s
     return p ? mapLine(p.line) : undefined;
   };
   const globals = createGlobals(session, { console: opts.console, lineOf, pace: opts.pace });
-  const names = Object.keys(globals).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n));
+  let names = Object.keys(globals).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n));
   if (trace.on) trace.emit("script.start", { name: opts.name ?? "script" });
   let fn: (...a: unknown[]) => Promise<unknown>;
   try {
-    fn = new AsyncFunction(...names, `"use strict";${code}\n//# sourceURL=${SCRIPT_URL}`);
+    // A script's own top-level `const guest = …` (or any other global's name) wins over the
+    // global, as a declaration in a module would: drop that parameter and compile again.
+    for (;;) {
+      try {
+        fn = new AsyncFunction(...names, `"use strict";${code}\n//# sourceURL=${SCRIPT_URL}`);
+        break;
+      } catch (e) {
+        const m = e instanceof SyntaxError ? /(?:Identifier '([\w$]+)' has already been declared|redeclaration of (?:formal parameter |let |const )?([\w$]+))/.exec(e.message) : null;
+        const dup = m?.[1] ?? m?.[2];
+        if (!dup || !names.includes(dup)) throw e;
+        names = names.filter((n) => n !== dup);
+      }
+    }
   } catch (e) {
     const err = e as Error;
     // V8 does not say where a syntax error is for `new Function`; ask for it by name
@@ -456,15 +630,21 @@ export async function runScript(session: Session, code: string, opts: { name?: s
     if (trace.on) trace.emit("script.end", { ok: false, error: `${err.name}: ${err.message}`, line: result.error!.line });
     return result;
   }
+  const loop = session.loop;
   try {
-    await fn(...names.map((n) => globals[n]));
+    const main = fn(...names.map((n) => globals[n]));
+    // the script's end, or a ScriptError if it waits for something the simulation cannot settle
+    await Promise.race([main, loop.watch(main)]);
+    loop.close();
     session.machine.sched.runDue();
     if (trace.on) trace.emit("script.end", { ok: true });
     return { ok: true };
   } catch (e) {
+    loop.close();
     const err = e instanceof Error ? e : new Error(String(e));
     const pos = scriptPosition(err.stack, LINE_OFFSET);
-    const line = pos ? mapLine(pos.line) : undefined;
+    // a deadlock's error is made by the loop, outside the script: it carries its waiter's line
+    const line = pos ? mapLine(pos.line) : (err as { line?: number }).line;
     const result: RunResult = {
       ok: false,
       error: { name: err.name, message: err.message, code: (err as Partial<ErrnoError>).code, line, column: pos?.column, engineBug: err instanceof EngineBug },

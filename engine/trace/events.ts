@@ -78,22 +78,42 @@ export interface EventMap {
   // ---- engine/hw/vtd: the VT-d model -------------------------------------------------------------
   /** One read of a translation structure above the page table: root, context, PASID dir/table. */
   "vtd.ctx.read": { what: string; addr: U64; index: number; hi: U64; lo: U64 };
-  /** One level of a page-table walk. level 4 = PML4 … 1 = PT. */
+  /**
+   * One level of a page-table walk (one memory reference). level 5 = PML5, 4 = PML4 … 1 = PT.
+   * A second-stage-only walk (PGTT 010) has no `stage`. A nested walk (PGTT 011, the 2D walk of
+   * engine/hw/vtd/nested.ts) tags every read: "s1" steps read a first-stage (guest) entry from
+   * the table at HPA `table` (GPA `tableGpa`); "s2" steps read a second-stage entry while
+   * translating `gpa`, for the first-stage table of level `fsLevel` (0: the final page). So the
+   * grid guest levels × host levels is (fsLevel, level) of the s2 steps and level of the s1 steps.
+   */
   "vtd.walk.level": {
     did: number;
     pasid: number;
+    /** the request's input address (also for s2 steps) */
     iova: U64;
     level: number;
     table: U64; // physical address of the table read
     index: number; // entry index within it
     entry: U64; // the 64-bit entry value read
-    /** decoded bits, e.g. "R|W|A|D" or "R|W|PS" or "-" for not present */
+    /** decoded bits: second stage "R|W|A|D|PS|SNP", first stage "P|RW|US|A|D|PS"; "-" for not present */
     bits: string;
     leaf: boolean; // this entry ends the walk (4 KiB PTE or PS=1)
-    /** A/D bits this walk set in the entry (locked read-modify-write; only with PASID-entry SSADE=1) */
+    /** A/D bits this walk set in the entry (locked read-modify-write; SS only with PASID-entry SSADE=1) */
     ad?: string;
+    /** nested walks only: which stage's entry this is */
+    stage?: "s1" | "s2";
+    /** s2 steps: the guest-physical address being translated */
+    gpa?: U64;
+    /** s2 steps: the first-stage level whose table is being fetched (5..1), 0 for the final page */
+    fsLevel?: number;
+    /** s1 steps: the guest-physical address of the first-stage table read */
+    tableGpa?: U64;
   };
-  "vtd.walk.done": { did: number; pasid: number; iova: U64; pa: U64; size: number; perm: number; reads: number };
+  /** A translation's walk completed; nested walks add the final GPA and the first- and second-stage leaf sizes. */
+  "vtd.walk.done": {
+    did: number; pasid: number; iova: U64; pa: U64; size: number; perm: number; reads: number;
+    gpa?: U64; fsSize?: number; ssSize?: number;
+  };
   "vtd.iotlb.hit": { did: number; pasid: number; page: U64; size: number; perm: number; set: number; way: number };
   "vtd.iotlb.miss": { did: number; pasid: number; page: U64; set: number };
   "vtd.iotlb.fill": { did: number; pasid: number; page: U64; size: number; perm: number; set: number; way: number };
@@ -106,6 +126,27 @@ export interface EventMap {
   "vtd.pwc.fill": { did: number; level: number; tag: U64; table: U64; way: number };
   "vtd.pwc.evict": { did: number; level: number; tag: U64; way: number };
   "vtd.pwc.inv": { did: number; level: number; tag: U64; by: string; way: number };
+  /**
+   * First-stage / nested paging-structure cache (engine/hw/vtd/nested.ts): a first-stage non-leaf
+   * entry of `level` for (did, pasid, iova >> shift), holding the next table already translated
+   * through the second stage: `table` (HPA) and `tableGpa`.
+   */
+  "vtd.fspwc.hit": { did: number; pasid: number; level: number; tag: U64; table: U64; tableGpa: U64; way: number };
+  "vtd.fspwc.miss": { did: number; pasid: number; level: number; tag: U64 };
+  "vtd.fspwc.fill": { did: number; pasid: number; level: number; tag: U64; table: U64; tableGpa: U64; way: number };
+  "vtd.fspwc.evict": { did: number; pasid: number; level: number; tag: U64; way: number };
+  "vtd.fspwc.inv": { did: number; pasid: number; level: number; tag: U64; by: string; way: number };
+  /**
+   * The stale-translation detector (engine/hw/vtd/stale.ts): a DMA was served from a cached
+   * translation (`cache` "iotlb", "pwc" or "fspwc", slot `slot`) built from a page-table entry
+   * that has since changed in memory with no invalidation in between. `entryPa` is the entry's
+   * physical address, `stage`/`level` its place in the walk, `cached` its value when the cache was
+   * filled and `memory` its value now (accessed/dirty bits are ignored).
+   */
+  "vtd.stale.hit": {
+    cache: string; did: number; pasid: number; iova: U64; slot: number;
+    stage: string; level: number; entryPa: U64; cached: U64; memory: U64;
+  };
   /** Context cache: decoded present context entries, tagged by source-id (fully associative). */
   "vtd.ctxcache.hit": { rid: number; way: number };
   "vtd.ctxcache.miss": { rid: number };
@@ -136,6 +177,62 @@ export interface EventMap {
   /** A read of the interrupt window: completes with no data (QEMU vtd_mem_ir_read). */
   "vtd.intr.read": { rid: number; addr: U64; len: number };
 
+  // ---- engine/hw/ats.ts: a device's ATS and PRI (its device-TLB, translation and page requests) ---
+  /** An ATS Translation Request for one page, sent because the device's ATC missed. */
+  "ats.request": { rid: number; pasid: number; iova: U64; write: boolean };
+  /**
+   * Its Translation Completion. status "success" with perm 0 is "no access" (R = W = 0, no fault
+   * recorded: the cue for a page request); "UR" is a structural fault the IOMMU recorded (reason).
+   */
+  "ats.completion": { rid: number; pasid: number; iova: U64; pa: U64; size: number; perm: number; status: string; reason?: number };
+  /** Device-TLB (ATC) of `rid`: a translated request served from it. */
+  "devtlb.hit": { rid: number; pasid: number; page: U64; size: number; perm: number; way: number };
+  "devtlb.miss": { rid: number; pasid: number; page: U64; why: string };
+  "devtlb.fill": { rid: number; pasid: number; page: U64; size: number; pa: U64; perm: number; way: number };
+  "devtlb.evict": { rid: number; pasid: number; page: U64; size: number; way: number };
+  /** An entry removed by an ATS Invalidate Request; `by` names the QI descriptor (dev-iotlb / pasid-dev-iotlb). */
+  "devtlb.inv": { rid: number; pasid: number; page: U64; size: number; way: number; by: string };
+  /** A PRI Page Request sent by the device; `group` is the PRG index; `stop`: a Stop Marker (last, no R/W). */
+  "pri.request": { rid: number; pasid: number; addr: U64; group: number; last: boolean; read: boolean; write: boolean; stop: boolean };
+  /** A PRG Response received by the device; `matched` false: no closing request was waiting (PRI status UPRGI). */
+  "pri.response": { rid: number; pasid: number; group: number; code: number; name: string; matched: boolean };
+
+  // ---- engine/hw/vtd/prq.ts, driver-prq.ts: the VT-d page request queue and Linux's prq.c -------
+  /** The hardware wrote a page request descriptor at ring slot `slot`; head/tail are slot indexes after the write. */
+  "prq.request": {
+    slot: number; head: number; tail: number; rid: number; pasid: number; addr: U64; group: number; last: boolean;
+    read: boolean; write: boolean; qw0: U64; qw1: U64;
+  };
+  /** A page request dropped: queue full (PRS.PRO set), PRO still set, or no queue set up. */
+  "prq.overflow": { rid: number; pasid: number; addr: U64; group: number; last: boolean; why: string };
+  /** The page request event interrupt (PRS has PPR and/or PRO). */
+  "prq.irq": { prs: number };
+  /**
+   * prq_event_thread read one descriptor: action "report" (to the iommu core), "stop-marker"
+   * (dropped, no response), "invalid" (bad request: INVALID response if last), "no-device".
+   */
+  "prq.handle": { slot: number; rid: number; pasid: number; group: number; last: boolean; action: string; why?: string };
+  /** After an overflow the driver emptied the ring: partial groups discarded, PRS.PRO cleared. */
+  "prq.recover": { head: number };
+  /** A page group response descriptor (QI type 9) executed: the PRG Response leaves for the device. */
+  "prq.response": { rid: number; pasid: number; group: number; last: boolean; code: number; name: string };
+
+  // ---- engine/kernel/io-pgfault.ts: the iommu core's I/O page fault path -----------------------
+  /** A request that is not the last of its group, held on the device's partial list. */
+  "iopf.partial": { rid: number; pasid: number; group: number; addr: U64 };
+  /** A group completed by its last request and handed to its domain's handler (iommufd: the FAULT object). */
+  "iopf.group": { rid: number; pasid: number; group: number; faults: number; dev_id: number; hwpt_id: number; fault_id: number };
+  /** The core answers a group (ops->page_response); `why` says who decided. */
+  "iopf.response": { rid: number; pasid: number; group: number; code: number; name: string; why: string };
+  /** Partial requests thrown away (queue overflow or the device leaving the fault queue). */
+  "iopf.discard": { rid: number; count: number; why: string };
+
+  // ---- engine/kernel/eventq.ts: the iommufd fault queue (FAULT object) -------------------------
+  /** read() delivered one whole group under `cookie`. */
+  "fault.read": { fault_id: number; cookie: number; dev_id: number; pasid: number; group: number; faults: number };
+  /** A group answered: by write() (auto false), or by the kernel on detach/replace/destroy (auto true, INVALID). */
+  "fault.response": { fault_id: number; cookie: number; code: number; auto: boolean; why?: string };
+
   // ---- engine/script: the script itself --------------------------------------------------------
   "script.console": { level: string; text: string; line?: number };
   "script.start": { name: string };
@@ -159,12 +256,20 @@ export const EVENT_FAMILIES: Record<string, string> = {
   "vtd.walk.": "VT-d page-table walks, one event per level",
   "vtd.iotlb.": "VT-d IOTLB hit / miss / fill / evict / invalidate",
   "vtd.pwc.": "VT-d paging-structure cache hit / miss / fill / evict / invalidate",
+  "vtd.fspwc.": "VT-d first-stage (nested) paging-structure cache: guest table entries with their next table already translated",
+  "vtd.stale.": "the stale-translation detector: a DMA served from a cached translation whose page-table entries changed without an invalidation",
   "vtd.ctxcache.": "VT-d context-entry cache hit / miss / fill / invalidate",
   "vtd.pasidcache.": "VT-d PASID-entry cache hit / miss / fill / invalidate",
   "vtd.qi.": "VT-d queued-invalidation descriptors",
   "vtd.reg.": "VT-d register writes by the driver (RTADDR, GCMD, IQT, …)",
   "vtd.intr.": "requests to the interrupt window 0xFEEx_xxxx (MSI writes), never DMA-translated",
   "vtd.fault.": "VT-d fault recording",
+  "ats.": "ATS translation requests and completions between a device and the IOMMU",
+  "devtlb.": "a device's own TLB (ATC): hit / miss / fill / evict / invalidate",
+  "pri.": "PRI page requests sent by a device and the page group responses it receives",
+  "prq.": "the VT-d page request queue: descriptors, overflow, interrupt, the driver's handling, responses (QI type 9)",
+  "iopf.": "the kernel's I/O page fault core: partial requests, groups, responses",
+  "fault.": "the iommufd fault queue: groups read by user space (cookies) and answered",
   "script.": "the script: console output, start and end",
   "engine.": "engine bugs (a broken invariant inside the simulator)",
 };

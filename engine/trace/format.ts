@@ -63,6 +63,16 @@ export function formatEvent(e: TraceEvent, fdPaths?: Map<number, string>): strin
       return `dma ${rid(e.rid)}${e.pasid >= 0 ? ` pasid=${e.pasid}` : ""} ${e.write ? "write" : "read "} iova=${hex(e.iova)} FAULT reason=0x${e.reason.toString(16)} (${e.name})`;
     case "vtd.fault.record":
       return `  vtd: fault recorded in FRCD[${e.index}]: reason 0x${e.reason.toString(16)} (${e.name}) sid=${rid(e.rid)} addr=${hex(e.addr)}`;
+    case "ats.completion":
+      // only the interesting completions: no access (the cue for a page request) and UR
+      if (e.status === "success" && e.perm) return null;
+      return `ats ${rid(e.rid)}${e.pasid >= 0 ? ` pasid=${e.pasid}` : ""} translate iova=${hex(e.iova)} -> ${e.status === "UR" ? `UR (fault 0x${(e.reason ?? 0).toString(16)})` : "no access (R=W=0)"}`;
+    case "pri.request":
+      return `pri ${rid(e.rid)}${e.pasid >= 0 ? ` pasid=${e.pasid}` : ""} page request addr=${hex(e.addr)} group=${e.group}${e.stop ? " STOP MARKER" : `${e.read ? " R" : ""}${e.write ? " W" : ""}${e.last ? " last" : ""}`}`;
+    case "prq.overflow":
+      return `  vtd: page request dropped (group ${e.group}): ${e.why}`;
+    case "pri.response":
+      return `pri ${rid(e.rid)}${e.pasid >= 0 ? ` pasid=${e.pasid}` : ""} page response group=${e.group}: ${e.name}${e.matched ? "" : " (no request was waiting: UPRGI)"}`;
     case "script.console":
       return e.text;
     case "engine.bug":

@@ -17,17 +17,18 @@
  *                                             window and what lies outside its aperture
  *   iommufd_ioas.iova_ranges "2 ranges" step  same (ADD_RESERVED) for no_domain; the vtd variant
  *                                             has two ranges anyway and is checked instead
- *   iommufd_ioas.alloc_hwpt_nested, nested part   VT-d nested HWPTs are not modelled (the
- *                                             engine's driver has no nested allocator): only the
- *                                             core checks before the driver are ported
+ *   iommufd_ioas.alloc_hwpt_nested, nested part   ported with VT-d data in nested.test.ts; the
+ *                                             parent and fault-queue part stays here
  *   change_process.basic                      needs fork() and /proc/<pid>/status
  *   iommufd_mock_domain.ro_unshare            needs a read-only file mapping (mmap is RW only)
  *   iommufd_mock_domain.user_copy, access part   ACCESS objects (the copy part is ported)
  *   iommufd_dirty_tracking.enforce_dirty, no-dirty device part   every device sits behind the
  *                                             one VT-d unit, which has dirty tracking
- *   iommufd_viommu.*, iommufd_device_pasid.* (nested/vIOMMU parts)   no vIOMMU on VT-d and no
- *                                             nested HWPTs in the engine
- *   anything with IOMMU_TEST_OP_TRIGGER_IOPF / vEVENTs   page requests are not modelled yet
+ *   iommufd_viommu.*, iommufd_device_pasid.* (vIOMMU parts)   no vIOMMU on VT-d (nested
+ *                                             HWPTs on a parent: nested.test.ts)
+ *   vEVENTs                                   no vIOMMU on VT-d; the IOMMU_TEST_OP_TRIGGER_IOPF
+ *                                             tests are in fault.test.ts (vfio0 sends real page
+ *                                             requests instead)
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
@@ -254,7 +255,7 @@ describe.each(IOAS_VARIANTS)("iommufd_ioas / %s", (variant) => {
     }
   });
 
-  it("iommufd_ioas.alloc_hwpt_nested (selftest, core checks only)", () => {
+  it("iommufd_ioas.alloc_hwpt_nested (selftest, parent and fault-queue part; the nested part is in nested.test.ts)", () => {
     const vtdS1 = { flags: 0, pgtbl_addr: 0x100000, addr_width: 48 };
     if (f.devId) {
       /* Negative tests */
@@ -265,7 +266,7 @@ describe.each(IOAS_VARIANTS)("iommufd_ioas / %s", (variant) => {
       const parent = f.hwptAlloc(f.devId, f.ioasId, C.IOMMU_HWPT_ALLOC_NEST_PARENT);
       const parentNotWork = f.hwptAlloc(f.devId, f.ioasId, 0);
 
-      /* Negative nested tests (the ones the core answers before the driver) */
+      /* Negative nested tests (the ones the core answers before the driver, and the data type the driver refuses) */
       // IOMMU_HWPT_DATA_NONE with a payload: iommufd_hwpt_alloc refuses the pair
       expectErrno("EINVAL", () => f.hwptAlloc(f.devId, parent, 0, { data_type: C.IOMMU_HWPT_DATA_NONE, data_len: 24, data_uptr: new Uint8Array(24) }));
       // a data type the VT-d driver does not take (the selftest's IOMMU_HWPT_DATA_SELFTEST + 1)
@@ -348,7 +349,7 @@ describe.each(IOAS_VARIANTS)("iommufd_ioas / %s", (variant) => {
       const exact = new Uint8Array(24);
       const e = f.ioctl("IOMMU_GET_HW_INFO", { dev_id: f.devId, data_uptr: exact });
       expect(e.data_len).toBe(24);
-      expect(getU32(exact, 0)).toBe(0); // flags: no ERRATA_772415_SPR17
+      expect(getU32(exact, 0)).toBe(C.IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17); // intel_iommu_hw_info sets it on every unit
       expect(getU64(exact, 8)).not.toBe(0n); // cap_reg
       expect(getU64(exact, 16)).not.toBe(0n); // ecap_reg
 

@@ -3,15 +3,11 @@
  * ~v6.17 unless stated), one `it` per vector, and the §14 quirks the engine can express.
  *
  * Left out:
- *   §15 #23, #24   need a VT-d nested HWPT (IOMMU_HWPT_DATA_VTD_S1 on a NEST_PARENT parent): the
- *                  engine's VT-d driver has no nested allocator yet (it answers EOPNOTSUPP)
  *   §15 #33, #34   need a vIOMMU; VT-d has none, so the engine's answer in the kernel's order
  *                  (ENOENT for the vIOMMU lookup, EOPNOTSUPP for VIOMMU_ALLOC) is asserted instead
- *   §15 #28        needs a real cookie, i.e. a delivered page request: PRI is not modelled yet; the
- *                  code check, which the kernel makes before the cookie lookup, is asserted
- *   §14 #3         a driver payload (nested VT-d data, vIOMMU data) longer than the kernel knows:
- *                  needs nested HWPTs or a vIOMMU
- *   §14 #13, #15   need a fault write from unreadable memory / pending faults (PRI)
+ *   (§15 #28 uses a real cookie: vfio0 sends a page request; fault.test.ts covers the rest of §6)
+ *   §14 #13        needs a fault write from unreadable user memory: write() takes the records, not a
+ *                  user pointer (§14 #15, closing the fault fd, is in fault.test.ts)
  *   §14 #16        needs a pt_id copy-back that faults after a successful copy-in
  *   §14 #18, #20   a v6.17-only bug (the engine is v6.18 there); vEVENTQ types need a vIOMMU
  */
@@ -153,6 +149,30 @@ describe("§15 test vectors", () => {
     expect(inv.entry_num).toBe(0);
   });
 
+  /** A VT-d nested HWPT on a NEST_PARENT parent. */
+  function nested(): number {
+    withDomain();
+    const parent = f.hwptAlloc(f.devId, f.ioasId, C.IOMMU_HWPT_ALLOC_NEST_PARENT);
+    return f.hwptAlloc(f.devId, parent, 0, { data_type: C.IOMMU_HWPT_DATA_VTD_S1, data_uptr: { pgtbl_addr: 0x10_0000, addr_width: 48 } });
+  }
+
+  it("#23 HWPT_INVALIDATE VT-d, 5 entries, 3rd has addr 0x1001 → EINVAL, entry_num = 2", () => {
+    const hwpt = nested();
+    const entries = [0x1000, 0x2000, 0x1001, 0x4000, 0x5000].map((addr) => ({ addr, npages: 1 }));
+    const inv = { hwpt_id: hwpt, data_type: C.IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, data_uptr: entries, entry_num: 5 };
+    expectErrno("EINVAL", () => f.ioctl("IOMMU_HWPT_INVALIDATE", inv));
+    expect(inv.entry_num).toBe(2);
+  });
+
+  it("#24 HWPT_INVALIDATE entry_num = 0, data_type VTD_S1 on a VT-d nested HWPT → success", () => {
+    const hwpt = nested();
+    const inv = { hwpt_id: hwpt, data_type: C.IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, data_uptr: 0, entry_len: 0, entry_num: 0 };
+    f.ioctl("IOMMU_HWPT_INVALIDATE", inv);
+    expect(inv.entry_num).toBe(0);
+    // and the same probe with a type the VT-d driver does not take
+    expectErrno("EINVAL", () => f.ioctl("IOMMU_HWPT_INVALIDATE", { ...inv, data_type: C.IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3 }));
+  });
+
   describe("fault queue", () => {
     let faultFd: number;
     beforeEach(() => {
@@ -173,9 +193,19 @@ describe("§15 test vectors", () => {
       expectErrno("EINVAL", () => f.g.write(faultFd, [{ cookie: 999, code: C.IOMMUFD_PAGE_RESP_SUCCESS }]));
     });
 
-    it("#28 fault fd write {cookie, code: 2} → EINVAL (the code is checked before the cookie)", () => {
-      const e = expectErrno("EINVAL", () => f.g.write(faultFd, [{ cookie: 1, code: 2 }]));
+    it("#28 fault fd write {cookie, code: 2} → EINVAL (the code is checked before the cookie)", async () => {
+      // a real cookie: vfio0 on a HWPT with this fault queue sends a page request
+      withDomain();
+      const q = f.ioctl("IOMMU_FAULT_QUEUE_ALLOC", {});
+      const fd = f.track(q.out_fault_fd);
+      f.attach(f.devFd, f.hwptAlloc(f.devId, f.ioasId, C.IOMMU_HWPT_FAULT_ID_VALID, { fault_id: q.out_fault_id }));
+      const resp = f.dev().pageRequest({ iova: 0x1000, group: 1, last: true, read: true, write: false });
+      expect(await f.g.poll(fd)).toBe(true);
+      const [{ cookie }] = f.g.read(fd);
+      const e = expectErrno("EINVAL", () => f.g.write(fd, [{ cookie, code: 2 }]));
       expect(e.reason).toMatch(/code 2/);
+      expect(f.g.write(fd, [{ cookie, code: C.IOMMUFD_PAGE_RESP_SUCCESS }])).toBe(8); // still awaiting: nothing was lost
+      expect(await resp).toBe(0);
     });
   });
 
@@ -230,6 +260,18 @@ describe("§14 quirks", () => {
     // while the checked __reserved of HWPT_ALLOC is refused
     expectErrno("EOPNOTSUPP", () => f.hwptAlloc(f.devId, f.ioasId, 0, { __reserved: 1 }));
     f.destroy(hwpt);
+  });
+
+  it("#3 driver payloads longer than the kernel knows give EINVAL, not E2BIG (nested VT-d data and invalidation entries)", () => {
+    f = ioasFixture("vtd");
+    const parent = f.hwptAlloc(f.devId, f.ioasId, C.IOMMU_HWPT_ALLOC_NEST_PARENT);
+    // 32 bytes, zero tail: copy_struct_from_user would accept it; __iommu_copy_struct_from_user does not
+    expectErrno("EINVAL", () => f.hwptAlloc(f.devId, parent, 0, { data_type: C.IOMMU_HWPT_DATA_VTD_S1, data_len: 32, data_uptr: new Uint8Array(32) }));
+    const hwpt = f.hwptAlloc(f.devId, parent, 0, { data_type: C.IOMMU_HWPT_DATA_VTD_S1, data_uptr: { pgtbl_addr: 0x10_0000, addr_width: 48 } });
+    const inv = { hwpt_id: hwpt, data_type: C.IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, data_uptr: new Uint8Array(32), entry_len: 32, entry_num: 1 };
+    expectErrno("EINVAL", () => f.ioctl("IOMMU_HWPT_INVALIDATE", inv));
+    expect(inv.entry_num).toBe(0);
+    f.destroy(hwpt).destroy(parent);
   });
 
   it("#6 IOAS_UNMAP failure is not atomic: earlier areas are already gone", () => {

@@ -45,6 +45,13 @@ describe("cli", () => {
     expect(r.out).toContain("= -1 EOPNOTSUPP");
   });
 
+  it("reports a deadlock (awaiting what nothing can bring) as an error at its line, not a hang", () => {
+    const p = script("stuck.js", 'const iommufd = open("/dev/iommu");\nconst q = ioctl(iommufd, IOMMU_FAULT_QUEUE_ALLOC, {});\n\nawait poll(q.out_fault_fd);\n');
+    const r = cli("run", p);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`${p}:4: uncaught ScriptError: deadlock at t=`);
+  });
+
   it("maps TypeScript lines back to the source", () => {
     const p = script("bad.ts", 'interface X {\n  a: number;\n}\nconst x: X = { a: 1 };\nconst fd: number = open("/dev/iommu");\nioctl(fd, IOMMU_DESTROY, { id: 77 + x.a });\n');
     const r = cli("run", p);

@@ -21,7 +21,21 @@
  *    format and the invalidation rules are Linux's; unmap frees every table that becomes empty
  *    (Linux frees tables the unmapped range covers entirely), and the freed pages are released
  *    only after the IOTLB flush, with IH = 0 (as intel_iommu_tlb_sync with a non-empty freelist).
- *  - No device-TLB invalidation yet (ATS is not modelled): flows stop after the IOTLB step.
+ *  - ATS and PRI (reference §1.11, §1.12, §5): intel_iommu_probe_device enables ATS on a device
+ *    that has it (iommu_enable_pci_ats, v6.15+; older kernels did it at attach in
+ *    iommu_enable_pci_caps) and then PRI (iommu_enable_pci_pri), with DTE/PRE set in its context
+ *    entry. Every flush of a domain ends with the device-TLB of each ATS device attached: cache.c
+ *    assigns a device's IOTLB tag before its DEVTLB tag (list_add_tail), so the device-TLB
+ *    descriptor always follows the IOTLB one (a device could otherwise refetch the stale
+ *    translation through ATS); pasid.c's devtlb_invalidation_with_pasid follows every PASID-entry
+ *    teardown or change, and intel_iommu_drain_pasid_prq every teardown of a device with PRI.
+ *    Attaching a domain with an iopf handler (a HWPT with a fault queue) enables I/O page faults
+ *    for the device (intel_iommu_enable_iopf: ENODEV without PRI; iopf_queue_add_device), and the
+ *    last such detach disables them (iopf_queue_remove_device answers what is pending). The page
+ *    request queue and page responses are driver-prq.ts (prq.c).
+ *  - Nested domains (IOMMU_HWPT_DATA_VTD_S1 over a NEST_PARENT domain) live in nested-driver.ts
+ *    (nested.c); this file hooks them into attach, free, the parent's cache-tag flushes and
+ *    dirty tracking.
  *  - ENFORCE_CACHE_COHERENCY: Linux sets SNP in each second-stage leaf (set_pte_snp), and that is
  *    done here; in addition PGSNP is set in the PASID entries of such a domain so the choice is
  *    visible in the entry (Linux sets PGSNP for first-stage domains only). The hardware result is
@@ -33,7 +47,9 @@ import { u64 } from "../../trace/events.ts";
 import {
   DOMAIN_ALLOC_DIRTY_TRACKING, DOMAIN_ALLOC_NEST_PARENT, DOMAIN_ALLOC_PASID, IOMMU_NO_PASID, IOMMU_READ, IOMMU_WRITE,
   type HwInfo, type IommuCap, type IommuDomain, type IommuDomainOps, type IommuOps, type ResvRegion, type SimDevice,
+  type IommuFaultCore, type IopfFault,
 } from "../model.ts";
+import { IntelPrq, prqDepth } from "./driver-prq.ts";
 import { vtdFaultReasonName } from "./fault.ts";
 import { VTD_INTERRUPT_ADDR_FIRST, type VtdHw } from "./hw.ts";
 import {
@@ -41,6 +57,10 @@ import {
   FSTS_IQE, FSTS_PFO, FSTS_PPF, FSTS_PRO, GCMD_QIE, GCMD_SRTP, GCMD_TE, IQA_DW, RTADDR_SMT, VTD_AGAW_BITS,
   fieldGet,
 } from "./regs.ts";
+import {
+  NestedDomain, intelIommuDomainAllocNested, intelNestedAttachDev, intelNestedDomainFree, nestedSetDirtyTracking, nestingTags,
+} from "./nested-driver.ts";
+import type { IommuUserData } from "../model.ts";
 import {
   AW_4LEVEL, PASID_DIR_ENTRY_SIZE, PASID_ENTRY_SIZE, PASID_PDE_SHIFT, PASID_PTE_MASK, PE_SSADE, PGTT_FS, PGTT_PT,
   PGTT_SS, ROOT_ENTRY_SIZE, SL_D, SL_PS, SL_R, SL_SNP, SL_W, SM_CONTEXT_ENTRY_SIZE, entryAddr, levelIndex, levelSize,
@@ -90,6 +110,38 @@ function qiPiotlbAllDesc(did: number, pasid: number): Desc {
 function qiPcDesc(gran: number, did: number, pasid: number): Desc {
   return [(BigInt(pasid & 0xfffff) << 32n) | (BigInt(did) << 16n) | (BigInt(gran) << 4n) | 0x7n, 0n];
 }
+/**
+ * Device-TLB invalidate (type 3), qi_flush_dev_iotlb: SID, PFSID, QDEP; with a mask the address
+ * gets ones below bit 12 + mask - 1 and S = 1 (a 2^mask-page range).
+ */
+function qiDevIotlbDesc(sid: number, pfsid: number, qdep: number, addr: number, mask: number): Desc {
+  let a = BigInt.asUintN(64, BigInt(addr));
+  let qw1 = 0n;
+  if (mask) {
+    a |= (1n << BigInt(12 + mask - 1)) - 1n;
+    qw1 |= 1n; // QI_DEV_IOTLB_SIZE
+  }
+  const qw0 = (BigInt(sid & 0xffff) << 32n) | (BigInt(qdep & 0x1f) << 16n) | (BigInt(pfsid & 0xf) << 12n) |
+    (BigInt((pfsid >> 4) & 0xfff) << 52n) | 0x3n;
+  return [qw0, qw1 | (a & ~0xfffn)];
+}
+/** PASID-based device-TLB invalidate (type 8), qi_flush_dev_iotlb_pasid: S = bit 11, the size as the lowest 0 bit. */
+function qiDevIotlbPasidDesc(sid: number, pfsid: number, pasid: number, qdep: number, addr: number, sizeOrder: number): Desc {
+  const qw0 = (BigInt(pasid & 0xfffff) << 32n) | (BigInt(sid & 0xffff) << 16n) | (BigInt(qdep & 0x1f) << 4n) |
+    (BigInt(pfsid & 0xf) << 12n) | (BigInt((pfsid >> 4) & 0xfff) << 52n) | 0x8n;
+  let qw1 = BigInt.asUintN(64, BigInt(addr)) & ~0xfffn;
+  if (sizeOrder) {
+    // ones in [12, 12 + order - 1), the bit at 12 + order - 1 cleared: that zero gives the size
+    qw1 |= ((1n << BigInt(sizeOrder)) - 1n) << 12n;
+    qw1 &= ~(1n << BigInt(sizeOrder - 1 + 12));
+    qw1 |= 1n << 11n; // QI_DEV_EIOTLB_SIZE
+  }
+  return [qw0, BigInt.asUintN(64, qw1)];
+}
+/** MAX_AGAW_PFN_WIDTH: a device-TLB mask that covers everything. */
+const MAX_AGAW_PFN_WIDTH = 52;
+/** QI_IWD_STATUS_DATA(QI_DONE) | QI_IWD_FENCE | QI_IWD_TYPE: the fenced wait opening a PRQ drain. */
+const QI_IWD_FENCE_DESC: Desc = [(2n << 32n) | (1n << 6n) | 0x5n, 0n];
 const QI_PC_PASID_SEL = 1;
 const QI_PC_GLOBAL = 3;
 const DMA_TLB_GLOBAL_FLUSH = 1;
@@ -123,7 +175,7 @@ export function calculatePsiAlignedAddress(start: number, end: number): { addr: 
 }
 
 /** struct device_domain_info, the parts this driver needs. */
-interface DeviceInfo {
+export interface DeviceInfo {
   readonly dev: SimDevice;
   /** physical address of the PASID directory (2^order contiguous pages) */
   readonly pasidDir: number;
@@ -131,8 +183,15 @@ interface DeviceInfo {
   /** pasid_table->max_pasid */
   readonly maxPasid: number;
   readonly pasidSupported: boolean;
+  /** info->ats_enabled / pri_enabled (set at probe), pfsid, ats_qdep */
+  atsEnabled: boolean;
+  priEnabled: boolean;
+  readonly pfsid: number;
+  readonly atsQdep: number;
+  /** info->iopf_refcount: domains with an iopf handler attached to the device (RID or PASIDs) */
+  iopfRefcount: number;
   /** what each attached PASID (0 = RID_PASID) points to */
-  readonly domains: Map<number, DmarDomain>;
+  readonly domains: Map<number, DmarDomain | NestedDomain>;
 }
 
 /**
@@ -157,9 +216,13 @@ export class DmarDomain implements IommuDomain {
   forceSnooping = false;
   /** dmar_domain->has_mappings */
   hasMappings = false;
+  /** domain->iopf_handler is set (iommufd: a HWPT with a fault queue) */
+  iopfHandler?: boolean;
   freed = false;
   /** where it is attached: "rid:pasid" → (device, pasid); cache tags derive from it */
   readonly attachments = new Map<string, { dev: SimDevice; pasid: number }>();
+  /** s2_domain->s1_domains: nested domains allocated on this nest parent (nested-driver.ts) */
+  readonly s1Domains = new Set<NestedDomain>();
   /** iommu_iotlb_gather: page-table pages to free after the next flush, and the unmapped range */
   freelist: number[] = [];
   gatherStart = Infinity;
@@ -210,11 +273,18 @@ export class IntelIommu implements IommuOps {
   private readonly w = { lo: 0, hi: 0 };
   /** QI submissions made (each is a batch plus one wait descriptor) */
   qiSubmissions = 0;
+  /** prq.c: the page request queue's driver half */
+  readonly prq: IntelPrq;
+  /** the iommu core's I/O page fault half (io-pgfault.c, the kernel's): set at boot */
+  private faultCore: IommuFaultCore | null = null;
 
   constructor(
-    private readonly ctx: MachineCtx,
+    /** @internal (nested-driver.ts) */
+    readonly ctx: MachineCtx,
     readonly hw: VtdHw,
     devices: readonly SimDevice[],
+    /** driver build options: prqOrder (Linux PRQ_ORDER, default 4) */
+    opts: { prqOrder?: number } = {},
   ) {
     const { mem } = ctx;
     // init_dmars: root table, queued invalidation, root pointer, global flushes, fault irq, enable
@@ -226,6 +296,15 @@ export class IntelIommu implements IommuOps {
     // dmar_set_interrupt + dmar_msi_unmask: the fault handler runs as an interrupt, later
     hw.fault.onInterrupt = () => ctx.sched.after(DMAR_FAULT_IRQ_DELAY_NS, () => this.dmarFault());
     hw.writeReg32(DMAR_FECTL_REG, 0);
+    // intel_iommu_enable_prq (init_dmars, for a unit with PASID and ECAP.PRS)
+    this.prq = new IntelPrq(ctx, {
+      hw,
+      qiSubmitSync: (descs, drain) => this.qiSubmitSync(descs, drain),
+      deviceByRid: (rid) => this.infos.get(rid)?.dev ?? null,
+      allocContiguous: (pages) => this.allocContiguous(pages),
+      log: (line) => this.log.push(line),
+    }, opts.prqOrder);
+    if (fieldGet(this.ecap, ECAP.PASID) === 1 && fieldGet(this.ecap, ECAP.PRS) === 1) this.prq.enable();
     for (const dev of devices) this.probeDevice(dev);
     this.iommuEnableTranslation();
   }
@@ -250,6 +329,36 @@ export class IntelIommu implements IommuOps {
     for (let i = 0; i < q.length; i++) this.ctx.mem.write64n(pa + 8 * i, q[i]);
   }
 
+  /** @internal (nested-driver.ts): write a PASID entry's qwords. */
+  writePasidEntry(pe: number, q: readonly bigint[]): void {
+    this.writeQwords(pe, q);
+  }
+
+  /** @internal (nested-driver.ts): the lowest free DID from IDA_START_DID (domain_attach_iommu's ida_alloc_range). */
+  allocDid(): number | Err {
+    const ndoms = 2 ** (4 + 2 * fieldGet(this.cap, CAP.ND));
+    let did = IDA_START_DID;
+    while (did < ndoms && this.usedDids.has(did)) did++;
+    if (did >= ndoms) return err("ENOSPC", "domain_attach_iommu", "no free domain ids");
+    this.usedDids.add(did);
+    return did;
+  }
+
+  /** @internal (nested-driver.ts) */
+  releaseDid(did: number): void {
+    this.usedDids.delete(did);
+  }
+
+  /** @internal (nested-driver.ts): PASID-selective-within-domain PASID-cache invalidation. */
+  pasidCacheFlushPasid(did: number, pasid: number): void {
+    this.qiSubmitSync([qiPcDesc(QI_PC_PASID_SEL, did, pasid)]);
+  }
+
+  /** @internal (nested-driver.ts): domain-selective IOTLB invalidation. */
+  iotlbFlushDomain(did: number): void {
+    this.qiSubmitSync([qiIotlbDesc(did, 0, 0, DMA_TLB_DSI_FLUSH)]);
+  }
+
   // ==== dmar.c: queued invalidation ================================================================
 
   /** __dmar_enable_qi: IQT = 0, IQA = desc | DW | QS=1 (256 × 256-bit descriptors), GCMD.QIE. */
@@ -267,7 +376,7 @@ export class IntelIommu implements IommuOps {
    * word must already read QI_DONE; anything else is an engine bug (this driver only issues
    * valid descriptors).
    */
-  qiSubmitSync(descs: readonly Desc[]): void {
+  qiSubmitSync(descs: readonly Desc[], drain = false): void {
     const { mem } = this.ctx;
     let index = this.freeHead;
     for (const [qw0, qw1] of descs) {
@@ -278,7 +387,9 @@ export class IntelIommu implements IommuOps {
     const status = this.qiStatus + waitIndex * 4;
     mem.write(status, new Uint8Array([QI_IN_USE, 0, 0, 0]));
     // QI_IWD_STATUS_DATA(QI_DONE) | QI_IWD_STATUS_WRITE | QI_IWD_TYPE
-    this.writeQwords(this.qiDesc + waitIndex * 32, [(BigInt(QI_DONE) << 32n) | (1n << 5n) | 0x5n, BigInt(status), 0n, 0n]);
+    // QI_OPT_WAIT_DRAIN adds QI_IWD_PRQ_DRAIN (PD, bit 7): page requests and responses drained too
+    const pd = drain ? 1n << 7n : 0n;
+    this.writeQwords(this.qiDesc + waitIndex * 32, [(BigInt(QI_DONE) << 32n) | pd | (1n << 5n) | 0x5n, BigInt(status), 0n, 0n]);
     this.freeHead = (waitIndex + 1) % QI_LENGTH;
     this.qiSubmissions++;
     this.hw.writeReg32(DMAR_IQT_REG, this.freeHead << 5);
@@ -320,7 +431,10 @@ export class IntelIommu implements IommuOps {
     const pages = 2 ** order;
     const pasidDir = this.allocContiguous(pages);
     const maxPasid = 2 ** (order + 12 + 3);
-    const info: DeviceInfo = { dev, pasidDir, dirPages: pages, maxPasid, pasidSupported, domains: new Map() };
+    const info: DeviceInfo = {
+      dev, pasidDir, dirPages: pages, maxPasid, pasidSupported, domains: new Map(),
+      atsEnabled: false, priEnabled: false, pfsid: dev.rid, atsQdep: 0, iopfRefcount: 0,
+    };
     this.infos.set(dev.rid, info);
     // context_get_sm_pds: PDTS = log2(max_pasid >> 6) - 7
     const pds = Math.max(0, Math.log2(maxPasid / 2 ** PASID_PDE_SHIFT) - 7);
@@ -339,6 +453,13 @@ export class IntelIommu implements IommuOps {
     // intel_pasid_tear_down_entry → intel_pasid_get_entry allocates the RID_PASID's table page,
     // so a blocked RID faults on its (not present) PASID entry, 0x59
     this.pasidEntryAddr(dev, IOMMU_NO_PASID);
+    // iommu_enable_pci_ats + iommu_enable_pci_pri (end of intel_iommu_probe_device, scalable mode)
+    const fn = this.ctx.pcie?.get(dev.rid);
+    if (fn && dev.ats && fieldGet(this.ecap, ECAP.DT) === 1 && fn.pageAligned && fn.pciEnableAts(12)) info.atsEnabled = true;
+    // PRI needs ATS; with PASID enabled the device must carry the PASID in PRG responses
+    if (fn && info.atsEnabled && dev.pri && fieldGet(this.ecap, ECAP.PRS) === 1 && (pasidSupported || !fn.prgRespPasidRequired)) {
+      if (fn.pciResetPri() && fn.pciEnablePri(prqDepth(this.prq.order))) info.priEnabled = true;
+    }
   }
 
   /** iommu_context_addr(.., alloc = true): the context entry of `rid`, allocating its table. */
@@ -362,7 +483,8 @@ export class IntelIommu implements IommuOps {
 
   // ==== pasid.c ======================================================================================
 
-  private info(dev: SimDevice): DeviceInfo {
+  /** @internal (nested-driver.ts) */
+  info(dev: SimDevice): DeviceInfo {
     const info = this.infos.get(dev.rid);
     if (!info) throw new Error(`intel-iommu: device ${dev.name} (rid 0x${dev.rid.toString(16)}) was not probed`);
     return info;
@@ -383,7 +505,8 @@ export class IntelIommu implements IommuOps {
     return table + (pasid & PASID_PTE_MASK) * PASID_ENTRY_SIZE;
   }
 
-  private pasidEntryWords(pe: number): [bigint, bigint] {
+  /** @internal (nested-driver.ts) */
+  pasidEntryWords(pe: number): [bigint, bigint] {
     return [this.ctx.mem.read64n(pe), this.ctx.mem.read64n(pe + 8)];
   }
 
@@ -407,7 +530,8 @@ export class IntelIommu implements IommuOps {
    * IOTLB: domain-selective for second-stage/nested entries, PASID-based for first-stage and
    * pass-through ones (VT-d spec table "Guidance to Software for Invalidations").
    */
-  private pasidTearDownEntry(dev: SimDevice, pasid: number): void {
+  /** @internal (nested-driver.ts) */
+  pasidTearDownEntry(dev: SimDevice, pasid: number): void {
     const pe = this.pasidEntryAddr(dev, pasid);
     const [q0, q1] = this.pasidEntryWords(pe);
     if (!(q0 & 1n)) return;
@@ -417,15 +541,49 @@ export class IntelIommu implements IommuOps {
     this.qiSubmitSync([qiPcDesc(QI_PC_PASID_SEL, did, pasid)]);
     if (pgtt === PGTT_PT || pgtt === PGTT_FS) this.qiSubmitSync([qiPiotlbAllDesc(did, pasid)]);
     else this.qiSubmitSync([qiIotlbDesc(did, 0, 0, DMA_TLB_DSI_FLUSH)]);
+    this.devtlbInvalidationWithPasid(dev, pasid);
+    this.drainPasidPrq(dev, pasid, did);
+  }
+
+  /**
+   * devtlb_invalidation_with_pasid (pasid.c): after the IOTLB, the device's own TLB, all of it:
+   * without PASID (type 3) for RID_PASID, PASID-based (type 8) otherwise.
+   */
+  devtlbInvalidationWithPasid(dev: SimDevice, pasid: number): void {
+    const info = this.info(dev);
+    if (!info.atsEnabled) return;
+    if (pasid === IOMMU_NO_PASID) this.qiSubmitSync([qiDevIotlbDesc(dev.rid, info.pfsid, info.atsQdep, 0, 64 - 12)]);
+    else this.qiSubmitSync([qiDevIotlbPasidDesc(dev.rid, info.pfsid, pasid, info.atsQdep, 0, 64 - 12)]);
+  }
+
+  /**
+   * intel_iommu_drain_pasid_prq (called from intel_pasid_tear_down_entry): for a device with PRI,
+   * the queued requests of (device, PASID) are handled, then a fenced wait, the IOTLB and the
+   * device-TLB invalidations go out with the PD (drain) bit (VT-d 7.10).
+   */
+  private drainPasidPrq(dev: SimDevice, pasid: number, did: number): void {
+    const info = this.info(dev);
+    if (!info.priEnabled) return;
+    const descs: Desc[] = [QI_IWD_FENCE_DESC];
+    if (pasid === IOMMU_NO_PASID) {
+      descs.push(qiIotlbDesc(did, 0, 0, DMA_TLB_DSI_FLUSH));
+      descs.push(qiDevIotlbDesc(dev.rid, info.pfsid, info.atsQdep, 0, MAX_AGAW_PFN_WIDTH));
+    } else {
+      descs.push(qiPiotlbAllDesc(did, pasid));
+      descs.push(qiDevIotlbPasidDesc(dev.rid, info.pfsid, pasid, info.atsQdep, 0, MAX_AGAW_PFN_WIDTH));
+    }
+    this.prq.drainPasid(dev.rid, pasid, descs);
   }
 
   /**
    * intel_pasid_flush_present: after changing a present entry (other than P and SSADE):
    * PASID-selective PASID-cache invalidation, then PASID-selective P_IOTLB, with the old DID.
    */
-  private pasidFlushPresent(did: number, pasid: number): void {
+  /** @internal (nested-driver.ts) */
+  pasidFlushPresent(did: number, pasid: number, dev?: SimDevice): void {
     this.qiSubmitSync([qiPcDesc(QI_PC_PASID_SEL, did, pasid)]);
     this.qiSubmitSync([qiPiotlbAllDesc(did, pasid)]);
+    if (dev) this.devtlbInvalidationWithPasid(dev, pasid);
   }
 
   // ==== IommuOps =====================================================================================
@@ -456,7 +614,9 @@ export class IntelIommu implements IommuOps {
     }
     const data = new Uint8Array(24);
     const v = new DataView(data.buffer);
-    v.setUint32(0, 0, true); // flags: no IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17
+    // flags: Linux reports the SPR17 errata on every unit (intel_iommu_hw_info sets it
+    // unconditionally), and __domain_mapping refuses read-only mappings on nest parents to match
+    v.setUint32(0, 1, true); // IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17
     v.setUint32(4, 0, true); // __reserved
     v.setBigUint64(8, this.hw.readReg64(0x08), true); // cap_reg
     v.setBigUint64(16, this.hw.readReg64(0x10), true); // ecap_reg
@@ -485,6 +645,12 @@ export class IntelIommu implements IommuOps {
     return domain;
   }
 
+  /** intel_iommu_domain_alloc_nested (nested-driver.ts). */
+  domainAllocNested(dev: SimDevice, parent: IommuDomain, flags: number, data: IommuUserData): IommuDomain | Err {
+    const s2 = parent instanceof DmarDomain && this.domains.has(parent) ? parent : null;
+    return intelIommuDomainAllocNested(this, dev, s2, flags, data);
+  }
+
   /** intel_iommu_get_resv_regions: the IOAPIC/MSI window, IOMMU_RESV_MSI. */
   getResvRegions(_dev: SimDevice): ResvRegion[] {
     return [{ start: VTD_INTERRUPT_ADDR_FIRST, length: 0x100000, type: "MSI" }];
@@ -503,6 +669,23 @@ export class IntelIommu implements IommuOps {
    * intel_pasid_replace_second_level when the PASID is in use).
    */
   attachDev(domain: IommuDomain, dev: SimDevice, pasid: number): Rc {
+    // iopf_for_domain_replace: I/O page faults on for the new domain first, off for the old one after
+    const oldIopf = (this.info(dev).domains.get(pasid) as IommuDomain | undefined)?.iopfHandler === true;
+    if (domain.iopfHandler) {
+      const rc = this.intelIommuEnableIopf(dev);
+      if (rc) return rc;
+    }
+    const rc = this.attachDevDomain(domain, dev, pasid);
+    if (rc) {
+      if (domain.iopfHandler) this.intelIommuDisableIopf(dev);
+      return rc;
+    }
+    if (oldIopf) this.intelIommuDisableIopf(dev);
+    return 0;
+  }
+
+  private attachDevDomain(domain: IommuDomain, dev: SimDevice, pasid: number): Rc {
+    if (domain instanceof NestedDomain && domain.owner === this) return intelNestedAttachDev(this, domain, dev, pasid);
     const d = this.ownDomain(domain, pasid === IOMMU_NO_PASID ? "intel_iommu_attach_device" : "intel_iommu_set_dev_pasid");
     if (!(d instanceof DmarDomain)) return d;
     const info = this.info(dev);
@@ -524,7 +707,7 @@ export class IntelIommu implements IommuOps {
       const oldDid = Number(q1 & 0xffffn);
       this.writeQwords(pe, this.secondLevelEntry(d));
       this.detachBookkeeping(old, dev, pasid);
-      if (q0 & 1n) this.pasidFlushPresent(oldDid, pasid);
+      if (q0 & 1n) this.pasidFlushPresent(oldDid, pasid, dev);
     }
     info.domains.set(pasid, d);
     d.attachments.set(`${dev.rid}:${pasid}`, { dev, pasid });
@@ -532,7 +715,8 @@ export class IntelIommu implements IommuOps {
     return 0;
   }
 
-  private detachBookkeeping(domain: DmarDomain, dev: SimDevice, pasid: number): void {
+  /** @internal (nested-driver.ts) */
+  detachBookkeeping(domain: DmarDomain | NestedDomain, dev: SimDevice, pasid: number): void {
     domain.attachments.delete(`${dev.rid}:${pasid}`);
     this.info(dev).domains.delete(pasid);
     if (this.ctx.trace.on) this.ctx.trace.emit("iommu.detach", { rid: dev.rid, pasid, did: domain.id });
@@ -543,11 +727,76 @@ export class IntelIommu implements IommuOps {
     const info = this.info(dev);
     const old = info.domains.get(pasid);
     if (old) this.detachBookkeeping(old, dev, pasid);
+    if ((old as IommuDomain | undefined)?.iopfHandler) this.intelIommuDisableIopf(dev); // iopf_for_domain_remove, before the teardown
     if (pasid < info.maxPasid) this.pasidTearDownEntry(dev, pasid);
+  }
+
+  // ==== I/O page faults (iommu.c intel_iommu_enable_iopf / _disable_iopf, prq.c) ======================
+
+  /** intel_iommu_enable_iopf: needs PRI enabled at probe; the first user adds the device to the iopf queue. */
+  private intelIommuEnableIopf(dev: SimDevice): Rc {
+    const info = this.info(dev);
+    if (!info.priEnabled)
+      return err("ENODEV", "intel_iommu_enable_iopf", `${dev.path} has no PRI enabled, so a domain with an I/O page fault handler cannot be attached`);
+    if (info.iopfRefcount) {
+      info.iopfRefcount++;
+      return 0;
+    }
+    if (!this.faultCore) throw new Error("intel_iommu_enable_iopf: no iommu core to add the device to");
+    const rc = this.faultCore.iopfQueueAddDevice(dev);
+    if (rc) return rc;
+    info.iopfRefcount = 1;
+    return 0;
+  }
+
+  /** intel_iommu_disable_iopf: the last user removes the device from the iopf queue (pending groups answered INVALID). */
+  private intelIommuDisableIopf(dev: SimDevice): void {
+    const info = this.info(dev);
+    if (!info.priEnabled || !info.iopfRefcount) throw new Error("intel_iommu_disable_iopf: I/O page faults were not enabled (WARN_ON)");
+    if (--info.iopfRefcount) return;
+    this.faultCore?.iopfQueueRemoveDevice(dev);
+  }
+
+  /** The iommu core's fault half (installed by the kernel at boot). */
+  setFaultCore(core: IommuFaultCore): void {
+    this.faultCore = core;
+    this.prq.core = core;
+  }
+
+  /** ops->page_response: intel_iommu_page_response (prq.c). */
+  pageResponse(dev: SimDevice, fault: IopfFault, code: number): void {
+    this.prq.pageResponse(dev, fault, code);
+  }
+
+  /**
+   * The cache tags of a second-stage domain in list order (cache.c __cache_tag_assign_domain):
+   * per attachment its IOTLB tag (one per PASID, shared) and then, for a device with ATS, its
+   * DEVTLB tag; flushes walk the list in this order, IOTLB before device-TLB.
+   */
+  private cacheTags(d: DmarDomain): ({ devtlb: false; pasid: number } | { devtlb: true; dev: SimDevice; pasid: number })[] {
+    const tags: ({ devtlb: false; pasid: number } | { devtlb: true; dev: SimDevice; pasid: number })[] = [];
+    const iotlb = new Set<number>();
+    for (const { dev, pasid } of d.attachments.values()) {
+      if (!iotlb.has(pasid)) {
+        iotlb.add(pasid);
+        tags.push({ devtlb: false, pasid });
+      }
+      if (this.info(dev).atsEnabled) tags.push({ devtlb: true, dev, pasid });
+    }
+    return tags;
+  }
+
+  /** The device-TLB descriptor of a DEVTLB tag for (addr, mask) (cache.c cache_tag_flush_devtlb_*). @internal (nested-driver.ts) */
+  devtlbTagDesc(dev: SimDevice, pasid: number, addr: number, mask: number): Desc {
+    const info = this.info(dev);
+    return pasid === IOMMU_NO_PASID
+      ? qiDevIotlbDesc(dev.rid, info.pfsid, info.atsQdep, addr, mask)
+      : qiDevIotlbPasidDesc(dev.rid, info.pfsid, pasid, info.atsQdep, addr, mask);
   }
 
   /** intel_iommu_domain_free → domain_exit: free every page-table page and the DID. */
   domainFree(domain: IommuDomain): void {
+    if (domain instanceof NestedDomain && domain.owner === this) return intelNestedDomainFree(this, domain);
     const d = this.ownDomain(domain, "intel_iommu_domain_free");
     if (!(d instanceof DmarDomain)) throw new Error("intel_iommu_domain_free: foreign domain");
     if (d.attachments.size) throw new Error(`intel_iommu_domain_free: domain ${d.id} is still attached`);
@@ -617,6 +866,9 @@ export class IntelIommu implements IommuOps {
     if (prot & IOMMU_READ) attr |= SL_R;
     if (prot & IOMMU_WRITE) attr |= SL_W;
     if (!(attr & (SL_R | SL_W))) return err("EINVAL", "__domain_mapping", "neither read nor write permission");
+    if (!(prot & IOMMU_WRITE) && d.nestParent) {
+      return err("EINVAL", "__domain_mapping", "Read-only mapping is disallowed on the domain which serves as the parent in a nested configuration, due to HW errata (ERRATA_772415_SPR17)");
+    }
     if (d.forceSnooping) attr |= SL_SNP; // set_pte_snp
     if (level > 1) attr |= SL_PS;
     const size = pgsize * pgcount;
@@ -736,7 +988,13 @@ export class IntelIommu implements IommuOps {
 
   /** intel_flush_iotlb_all → cache_tag_flush_all: domain-selective per IOTLB tag. */
   domainFlushIotlbAll(d: DmarDomain): void {
-    const descs = d.tagPasids().map(() => qiIotlbDesc(d.id, 0, 0, DMA_TLB_DSI_FLUSH));
+    const descs = this.cacheTags(d).map((t) =>
+      t.devtlb ? this.devtlbTagDesc(t.dev, t.pasid, 0, MAX_AGAW_PFN_WIDTH) : qiIotlbDesc(d.id, 0, 0, DMA_TLB_DSI_FLUSH),
+    );
+    // NESTING_IOTLB tags: the nested children's DIDs; NESTING_DEVTLB: the whole device TLB (cache.c cache_tag_flush_all)
+    for (const t of nestingTags(d)) {
+      descs.push(t.dev ? this.devtlbTagDesc(t.dev, t.pasid, 0, MAX_AGAW_PFN_WIDTH) : qiIotlbDesc(t.did, 0, 0, DMA_TLB_DSI_FLUSH));
+    }
     if (descs.length) this.qiSubmitSync(descs);
   }
 
@@ -748,9 +1006,21 @@ export class IntelIommu implements IommuOps {
   cacheTagFlushRange(d: DmarDomain, start: number, end: number, ih: number): void {
     const { addr, mask } = calculatePsiAlignedAddress(start, end);
     const psi = fieldGet(this.cap, CAP.PSI) === 1 && mask <= fieldGet(this.cap, CAP.MAMV);
-    const descs = d.tagPasids().map(() =>
-      psi ? qiIotlbDesc(d.id, addr + ih, mask, DMA_TLB_PSI_FLUSH) : qiIotlbDesc(d.id, 0, 0, DMA_TLB_DSI_FLUSH),
+    // per tag: the IOTLB descriptor, then (ATS devices) the device-TLB one for the same range
+    const descs = this.cacheTags(d).map((t) =>
+      t.devtlb
+        ? this.devtlbTagDesc(t.dev, t.pasid, addr, mask)
+        : psi ? qiIotlbDesc(d.id, addr + ih, mask, DMA_TLB_PSI_FLUSH) : qiIotlbDesc(d.id, 0, 0, DMA_TLB_DSI_FLUSH),
     );
+    // NESTING_IOTLB tags (cache.c): a change of a nest parent reaches every nested translation
+    // built on it, by an IOTLB (type 2) descriptor with each nested child's DID, which by the scope
+    // rules removes all first-stage/nested entries of that DID whatever their address; a
+    // NESTING_DEVTLB tag flushes the device's whole TLB ("There is no easy way to identify the
+    // exact set of nested translations affected by a change in S2")
+    for (const t of nestingTags(d)) {
+      if (t.dev) descs.push(this.devtlbTagDesc(t.dev, t.pasid, 0, MAX_AGAW_PFN_WIDTH));
+      else descs.push(psi ? qiIotlbDesc(t.did, addr + ih, mask, DMA_TLB_PSI_FLUSH) : qiIotlbDesc(t.did, 0, 0, DMA_TLB_DSI_FLUSH));
+    }
     if (descs.length) this.qiSubmitSync(descs);
   }
 
@@ -783,7 +1053,7 @@ export class IntelIommu implements IommuOps {
       const pe = this.pasidEntryAddr(dev, pasid);
       const q1 = this.ctx.mem.read64n(pe + 8);
       this.ctx.mem.write64n(pe + 8, q1 | (1n << 24n));
-      this.pasidFlushPresent(d.id, pasid);
+      this.pasidFlushPresent(d.id, pasid, dev);
     }
     return true;
   }
@@ -830,7 +1100,10 @@ export class IntelIommu implements IommuOps {
       mem.write64n(pe, enable ? q0 | BigInt(PE_SSADE) : q0 & ~BigInt(PE_SSADE));
       this.qiSubmitSync([qiPcDesc(QI_PC_PASID_SEL, d.id, pasid)]);
       this.qiSubmitSync([qiIotlbDesc(d.id, 0, 0, DMA_TLB_DSI_FLUSH)]);
+      this.devtlbInvalidationWithPasid(dev, pasid);
     }
+    // parent_domain_set_dirty_tracking: nested children follow their parent's SSADE
+    nestedSetDirtyTracking(this, d, enable);
     d.trackingOn = enable;
     return 0;
   }

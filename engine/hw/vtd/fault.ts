@@ -32,10 +32,14 @@ export const VTD_FR = {
   SM_CTX_P: 0x41,
   /** 0x42 SM: Non-zero reserved field set in the Context Entry */
   SM_CTX_RSVD: 0x42,
+  /** 0x44 SM: DTE field in Context Entry is clear (an ATS translation request from a device without device-TLB enable) */
+  SM_DTE: 0x44,
   /** 0x45 SM: PASID Enable field in Context Entry is clear (a request with PASID) */
   SM_PASIDE: 0x45,
   /** 0x46 SM: PASID is larger than the max in Context Entry (beyond PDTS) */
   SM_PASID_MAX: 0x46,
+  /** 0x47 SM: PRE field in Context-Entry is clear (a page request from a device without page requests enabled) */
+  SM_PRE: 0x47,
   /** 0x51 SM: Present bit in Directory Entry is clear */
   SM_PDE_P: 0x51,
   /** 0x52 SM: Non-zero reserved field set in PASID Directory Entry */
@@ -68,6 +72,26 @@ export const VTD_FR = {
   SM_READ: 0x86,
   /** 0x87 SM: Invalid address-interrupt address (the translation lands in 0xFEEx_xxxx) */
   SM_INTR_ADDR: 0x87,
+  // ---- first stage and nested (PGTT = 011), raised by nested.ts ----
+  /** 0x71 SM: Present bit in first-level paging entry is clear */
+  FS_P: 0x71,
+  /** 0x72 SM: Non-zero reserved field set in first-level paging entry (PS in a PML5E/PML4E, large-page address bits) */
+  FS_RSVD: 0x72,
+  /**
+   * 0x74 SM: First-level entry address beyond MGAW in Nested translation: a GPA (FSPTPTR, a table
+   * pointer or the final page) at or above 2^48, the second stage's input width.
+   */
+  NESTED_BEYOND: 0x74,
+  /** 0x75 SM: Read permission error in FL-PML4 entry in Nested translation: the second stage denies reading the root table (FSPTPTR) */
+  NESTED_READ_ROOT: 0x75,
+  /** 0x76 SM: Read permission error in first-level paging entry in Nested translation: the second stage denies reading a lower table */
+  NESTED_READ: 0x76,
+  /** 0x77 SM: Write permission error in first-level paging entry in Nested translation: an A/D update needs second-stage write */
+  NESTED_WRITE: 0x77,
+  /** 0x80 SM: Address in first-level translation is not canonical */
+  FS_NON_CANONICAL: 0x80,
+  /** 0x81 SM: U/S set 0 for first-level translation with user privilege (every request is user-privilege here) */
+  FS_US: 0x81,
 } as const;
 
 /** Linux dma_remap_sm_fault_reasons[fr - 0x30], the names dmesg prints. */
@@ -132,11 +156,30 @@ export function vtdFaultReasonName(fr: number): string {
  * conflicts like VTD_FR_CONTEXT_ENTRY_TT, which QEMU marks qualified.]
  */
 const QUALIFIED = new Set<number>([
-  0x41, 0x43, 0x45, 0x46, 0x47, 0x51, 0x59, 0x5b, 0x71, 0x72, 0x79, 0x7a, 0x7b, 0x80, 0x81, 0x83, 0x85, 0x86, 0x87, 0x90,
+  0x41, 0x43, 0x44, 0x45, 0x46, 0x47, 0x51, 0x59, 0x5b, 0x71, 0x72, 0x79, 0x7a, 0x7b, 0x80, 0x81, 0x83, 0x85, 0x86, 0x87, 0x90,
+  // [decision] the nested permission / address faults are programming errors found in present
+  // structures, like 0x79 and 0x85/0x86 (QEMU has no nested VT-d walk to take them from)
+  0x74, 0x75, 0x76, 0x77,
 ]);
 
 export function vtdFaultQualified(fr: number): boolean {
   return QUALIFIED.has(fr);
+}
+
+/**
+ * Conditions an ATS Translation Request does not fault on (reference §1.11): a not-present or
+ * insufficient-permission entry on the page walk completes the request *successfully* with
+ * R = W = 0 and records nothing: the device may then ask for the page with PRI. Everything else
+ * (root/context/PASID structure errors, reserved bits, addresses beyond the width) completes with
+ * UR and is recorded as for an untranslated request. [decision: second-stage R/W = 0 (0x79),
+ * no read/write permission (0x85/0x86), first-stage not present (0x71), U/S (0x81) and execute
+ * (0x82) are the page-walk "recoverable" conditions; the VT-d chapter on ATS is not quoted in the
+ * reference, so this set is the model's reading of it.]
+ */
+const ATS_NO_ACCESS = new Set<number>([0x71, 0x79, 0x81, 0x82, 0x85, 0x86]);
+
+export function vtdAtsNoAccess(fr: number): boolean {
+  return ATS_NO_ACCESS.has(fr);
 }
 
 export class VtdFaultUnit {

@@ -13,29 +13,45 @@
  * `memReadNs` (charged by the walker as it goes, so events carry increasing times); each queued
  * invalidation descriptor costs `qiDescNs`. Defaults are the reference §6 assumptions.
  *
+ * Nested PASID entries (PGTT = 011) are translated by the 2D walker of nested.ts, which shares
+ * the IOTLB and the second-stage walker and adds a first-stage paging-structure cache. The
+ * stale-translation detector (stale.ts, knob `staleDetector`) watches every cache hit.
+ *
+ * ATS and PRI (reference §1.11, §1.12): a Translation Request (`translationRequest`) is the same
+ * lookup as a DMA, with two differences: the context entry must have DTE (else fault 0x44), and a
+ * not-present or no-permission entry completes successfully with no access instead of faulting
+ * (nothing recorded). A Page Request (`pageRequest`) needs a present context entry with PRE
+ * (else fault 0x47) and goes to the page request queue (prq.ts). Device-TLB invalidations and
+ * page group responses leave through the invalidation queue (invq.ts) to the devices of
+ * `MachineCtx.pcie`.
+ *
  * Not modelled (they fault 0x5B or are ignored, and say so): legacy (non-scalable) mode,
- * first-stage and nested PASID entries, interrupt remapping, ATS/device-TLB, page requests.
+ * first-stage-only PASID entries (PGTT = 001), interrupt remapping.
  */
 import type { MachineCtx } from "../../machine.ts";
 import type { DmaRequest, IommuHw, Translation } from "../model.ts";
+import type { AtsHw, PageRequestFate, PageRequestMsg } from "../ats.ts";
 import { u64 } from "../../trace/events.ts";
 import * as fault from "./fault.ts";
-import { VtdFaultUnit, vtdFaultReasonName } from "./fault.ts";
+import { VtdFaultUnit, vtdAtsNoAccess, vtdFaultReasonName } from "./fault.ts";
+import { VtdPrq } from "./prq.ts";
 import { VtdInvQueue } from "./invq.ts";
+import { VtdFsPwc, VtdNestedWalker } from "./nested.ts";
+import { VtdStaleDetector } from "./stale.ts";
 import * as caches from "./iotlb.ts";
 import { VtdContextCache, VtdIotlb, VtdPasidCache, VtdPwc } from "./iotlb.ts";
 import {
   DMAR_FECTL_REG, DMAR_FRCD_REG_LEN, DMAR_FRCD_REG_OFFSET, DMAR_FSTS_REG, DMAR_GCMD_REG, DMAR_GSTS_REG, DMAR_IQH_REG,
-  DMAR_IQT_REG, DMAR_RTADDR_REG, FSTS_IQE, GCMD_QIE, GCMD_SRTP, GCMD_TE, GSTS_QIES, GSTS_RTPS, GSTS_TES, RTADDR_SMT,
-  VTD_AGAW_BITS, VTD_HAW, VtdRegs, vtdCapInit, vtdEcapInit, vtdRegDecls,
+  DMAR_IQT_REG, DMAR_PECTL_REG, DMAR_RTADDR_REG, FSTS_IQE, GCMD_QIE, GCMD_SRTP, GCMD_TE, GSTS_QIES, GSTS_RTPS, GSTS_TES, RTADDR_SMT,
+  VTD_AGAW_BITS, VTD_HAW, VtdRegs, vtdCapInit, vtdEcapInit, vtdRegDecls, CAP, ECAP, fieldGet,
 } from "./regs.ts";
 import * as tables from "./tables.ts";
 import { VtdWalker } from "./walk.ts";
 
 // Hot-path copies of imported bindings (see walk.ts).
 const { VTD_FR } = fault;
-const { CC_PASIDE, IOTLB_AD, IOTLB_DIRTY, PC_SSADE } = caches;
-const { PGTT_PT, PGTT_SS, SL_R, SL_W } = tables;
+const { CC_DTE, CC_PASIDE, CC_PRE, IOTLB_AD, IOTLB_DIRTY, PC_SSADE } = caches;
+const { PGTT_NESTED, PGTT_PT, PGTT_SS, SL_R, SL_W } = tables;
 
 /** Configuration of the unit (createVtd's knobs, validated there). */
 export interface VtdHwConfig {
@@ -44,6 +60,10 @@ export interface VtdHwConfig {
   iotlbWays: number;
   /** entries per second-stage paging-structure cache level (PML4E, PDPTE, PDE); 0 disables them */
   pwcEntries: number;
+  /** entries per first-stage (nested) paging-structure cache level (PML5E … PDE); 0 disables them */
+  fsPwcEntries: number;
+  /** the stale-translation detector (stale.ts): off costs nothing, on costs one compare per hit */
+  staleDetector: boolean;
   /** fault recording registers (CAP.NFR + 1) */
   faultRecords: number;
   /** context-cache and PASID-cache entries (fully associative) */
@@ -59,6 +79,8 @@ export const VTD_HW_DEFAULTS: Readonly<VtdHwConfig> = {
   iotlbSets: 16,
   iotlbWays: 4,
   pwcEntries: 16,
+  fsPwcEntries: 16,
+  staleDetector: true,
   faultRecords: 8,
   ctxCacheEntries: 16,
   pasidCacheEntries: 32,
@@ -81,6 +103,12 @@ export interface VtdStats {
   iotlbEvictions: number;
   pwcHits: number;
   pwcMisses: number;
+  fsPwcHits: number;
+  fsPwcMisses: number;
+  /** nested (PGTT 011) translations that walked; each also counts its second-stage walks in `walks` */
+  nestedWalks: number;
+  /** hits the stale-translation detector reported */
+  staleHits: number;
   ctxCacheHits: number;
   ctxCacheMisses: number;
   pasidCacheHits: number;
@@ -93,9 +121,15 @@ export interface VtdStats {
   faultsDropped: number;
   qiDescriptors: number;
   interruptRequests: number;
+  /** ATS Translation Requests answered, and how many of them completed with no access */
+  atsRequests: number;
+  atsNoAccess: number;
+  /** page requests written to the page request queue / dropped */
+  prqQueued: number;
+  prqDropped: number;
 }
 
-export class VtdHw implements IommuHw {
+export class VtdHw implements IommuHw, AtsHw {
   readonly name = "intel-iommu (VT-d, scalable mode)";
   readonly cfg: Readonly<VtdHwConfig>;
   readonly cap: bigint;
@@ -108,6 +142,12 @@ export class VtdHw implements IommuHw {
   readonly fault: VtdFaultUnit;
   readonly invq: VtdInvQueue;
   readonly walker: VtdWalker;
+  readonly fspwc: VtdFsPwc;
+  readonly nested: VtdNestedWalker;
+  /** null when the knob `staleDetector` is off */
+  readonly stale: VtdStaleDetector | null;
+  /** the page request queue */
+  readonly prq: VtdPrq;
 
   /** latched by GCMD.SRTP */
   private rootTable = 0;
@@ -118,6 +158,10 @@ export class VtdHw implements IommuHw {
   private faults = 0;
   private dirtyRewalks = 0;
   private interruptRequests = 0;
+  /** the translation in progress is an ATS Translation Request (see fail()) */
+  private atsReq = false;
+  private atsRequests = 0;
+  private atsNoAccess = 0;
   /** the one success result, reused: copy its fields before the next translate() */
   private readonly ok = { ok: true as const, pa: 0, size: 0, perm: 0 };
 
@@ -136,12 +180,24 @@ export class VtdHw implements IommuHw {
     this.ctxCache = new VtdContextCache(c.ctxCacheEntries, trace);
     this.pasidCache = new VtdPasidCache(c.pasidCacheEntries, trace);
     this.fault = new VtdFaultUnit(this.regs, c.faultRecords, trace);
+    this.prq = new VtdPrq(this.regs, mem, trace);
+    this.fspwc = new VtdFsPwc(c.fsPwcEntries, trace);
+    this.stale = c.staleDetector ? new VtdStaleDetector(mem, trace, this.iotlb.c.size, c.pwcEntries, c.fsPwcEntries) : null;
     this.invq = new VtdInvQueue(
-      { regs: this.regs, mem, trace, clock, iotlb: this.iotlb, pwc: this.pwc, ctxCache: this.ctxCache, pasidCache: this.pasidCache, fault: this.fault },
+      {
+        regs: this.regs, mem, trace, clock, iotlb: this.iotlb, pwc: this.pwc, fspwc: this.fspwc, ctxCache: this.ctxCache,
+        pasidCache: this.pasidCache, fault: this.fault, pcie: ctx.pcie,
+      },
       c.qiDescNs,
     );
+    const fsCaps = { fs5lp: fieldGet(this.cap, CAP.FS5LP) === 1, srs: fieldGet(this.ecap, ECAP.SRS) === 1, eafs: fieldGet(this.ecap, ECAP.EAFS) === 1 };
     this.walker = new VtdWalker({
       mem, trace, clock, ctxCache: this.ctxCache, pasidCache: this.pasidCache, pwc: this.pwc, haw: VTD_HAW, memReadNs: c.memReadNs,
+      stale: this.stale, fsCaps,
+    });
+    this.nested = new VtdNestedWalker({
+      mem, trace, clock, walker: this.walker, iotlb: this.iotlb, fspwc: this.fspwc, stale: this.stale,
+      fs1gp: fieldGet(this.cap, CAP.FS1GP) === 1, memReadNs: c.memReadNs, iotlbHitNs: c.iotlbHitNs,
     });
   }
 
@@ -191,6 +247,7 @@ export class VtdHw implements IommuHw {
     w.begin();
     let fr = w.context(this.rootTable, req.rid);
     if (fr) return this.fail(req, fr);
+    if (this.atsReq && !(w.ctxFlags & CC_DTE)) return this.fail(req, VTD_FR.SM_DTE);
     let pasid = req.pasid;
     if (pasid < 0) {
       pasid = w.ridPasid; // a request without PASID uses the context entry's RID_PASID
@@ -201,6 +258,13 @@ export class VtdHw implements IommuHw {
     }
     fr = w.pasidEntry(req.rid, pasid);
     if (fr) return this.fail(req, fr);
+    if (w.pgtt === PGTT_NESTED) {
+      // the 2D walk: first stage (guest) over second stage (host), nested.ts
+      const n = this.nested;
+      fr = n.translate(pasid, iova, req.write);
+      if (fr) return this.fail(req, fr);
+      return this.success(n.pa, n.size, n.perm);
+    }
     if (w.pgtt === PGTT_PT) {
       // pass-through PASID entry: output = input (QEMU vtd_dev_pt_enabled)
       if (iova <= VTD_INTERRUPT_ADDR_LAST && iova >= VTD_INTERRUPT_ADDR_FIRST) return this.fail(req, VTD_FR.SM_INTR_ADDR);
@@ -221,6 +285,7 @@ export class VtdHw implements IommuHw {
       const flags = iotlb.flags[slot];
       if (!write || !(flags & IOTLB_AD) || flags & IOTLB_DIRTY) {
         if (this.cfg.iotlbHitNs) this.ctx.clock.advance(this.cfg.iotlbHitNs);
+        if (this.stale) this.stale.iotlbHit(slot, did, pasid, iova);
         const size = iotlb.sizeOf(slot);
         const off = iova - Math.floor(iova / size) * size; // not %: a double % is an fmod call
         return this.success(iotlb.pa[slot] + off, size - off, perm);
@@ -229,10 +294,12 @@ export class VtdHw implements IommuHw {
       // hardware sets D in memory (the cached entry cannot prove it is set)
       this.dirtyRewalks++;
     }
+    if (this.stale) this.stale.walk.reset();
     fr = w.ssWalk(pasid, iova, write);
     if (fr) return this.fail(req, fr);
     const ad = w.peFlags & PC_SSADE ? IOTLB_AD : 0;
-    iotlb.fill(did, pasid, iova, w.leafLevel, PGTT_SS, w.leafPa, w.leafPerm, ad | w.leafFlags);
+    const filled = iotlb.fill(did, pasid, iova, w.leafLevel, PGTT_SS, w.leafPa, w.leafPerm, ad | w.leafFlags);
+    if (this.stale) this.stale.iotlbFill(filled);
     const size = 2 ** (12 + 9 * (w.leafLevel - 1));
     const off = iova - Math.floor(iova / size) * size;
     if (this.ctx.trace.on) {
@@ -249,11 +316,55 @@ export class VtdHw implements IommuHw {
     return r;
   }
 
-  /** The fault epilogue: record (subject to FPD, overflow and collapsing) and report. */
+  /**
+   * The fault epilogue: record (subject to FPD, overflow and collapsing) and report. For an ATS
+   * Translation Request a page-walk no-access condition is not a fault: the completion is
+   * successful with R = W = 0 and nothing is recorded (reference §1.11).
+   */
   private fail(req: DmaRequest, reason: number): Translation {
+    if (this.atsReq && vtdAtsNoAccess(reason)) {
+      this.atsNoAccess++;
+      return this.success(0, 4096 - (req.iova % 4096), 0);
+    }
     this.faults++;
     this.fault.report(req.rid, req.iova, reason, req.write, req.pasid, this.walker.fpd);
     return { ok: false, reason, name: vtdFaultReasonName(reason) };
+  }
+
+  // ==== ATS and PRI (the device side is engine/hw/ats.ts) ====================================================
+
+  /**
+   * An ATS Translation Request. The device asks with NW = 1 for a read (ECAP.NWFS = 1): the
+   * completion grants only what a read needs, so a later write asks again and its walk sets D.
+   * Returns ok with perm 0 for "no access", ok: false (UR) for a recorded fault.
+   */
+  translationRequest(req: DmaRequest): Translation {
+    this.atsRequests++;
+    this.atsReq = true;
+    let t: Translation;
+    try {
+      t = this.translate(req);
+    } finally {
+      this.atsReq = false;
+    }
+    if (t.ok && !req.write) t.perm &= SL_R;
+    return t;
+  }
+
+  /**
+   * A Page Request message arrives: a present context entry with PRE is needed (else a recorded
+   * fault: the request is blocked); then the page request queue takes it or drops it.
+   */
+  pageRequest(msg: PageRequestMsg): PageRequestFate {
+    const req: DmaRequest = { rid: msg.rid, pasid: msg.pasid, iova: msg.addr, write: msg.write };
+    const w = this.walker;
+    w.begin();
+    const fr = w.context(this.rootTable, msg.rid) || (w.ctxFlags & CC_PRE ? 0 : VTD_FR.SM_PRE);
+    if (fr) {
+      this.fail(req, fr);
+      return "blocked";
+    }
+    return this.prq.enqueue(msg, this.ctx.trace.cmdSeq);
   }
 
   // ==== MMIO =======================================================================================
@@ -295,6 +406,7 @@ export class VtdHw implements IommuHw {
       // clearing IQE lets the queue resume from IQH
       if (preFsts & FSTS_IQE && !(this.regs.get32(DMAR_FSTS_REG) & FSTS_IQE) && this.qiEnabled) this.invq.consume();
     } else if (off === DMAR_FECTL_REG) this.fault.fectlWritten();
+    else if (off === DMAR_PECTL_REG) this.prq.pectlWritten();
     else if (off >= DMAR_FRCD_REG_OFFSET && off < DMAR_FRCD_REG_OFFSET + this.cfg.faultRecords * DMAR_FRCD_REG_LEN) {
       this.fault.updatePpf(); // an F bit may have been cleared (write 1 to clear)
     }
@@ -334,18 +446,26 @@ export class VtdHw implements IommuHw {
       iotlbEvictions: this.iotlb.evictions,
       pwcHits: this.pwc.hits,
       pwcMisses: this.pwc.misses,
+      fsPwcHits: this.fspwc.hits,
+      fsPwcMisses: this.fspwc.misses,
+      nestedWalks: this.nested.walks,
+      staleHits: this.stale ? this.stale.staleHits : 0,
       ctxCacheHits: this.ctxCache.hits,
       ctxCacheMisses: this.ctxCache.misses,
       pasidCacheHits: this.pasidCache.hits,
       pasidCacheMisses: this.pasidCache.misses,
       walks: this.walker.walks,
       memReads: this.walker.memReads,
-      dirtyRewalks: this.dirtyRewalks,
+      dirtyRewalks: this.dirtyRewalks + this.nested.dirtyRewalks,
       faults: this.faults,
       faultsRecorded: this.fault.recorded,
       faultsDropped: this.fault.dropped,
       qiDescriptors: this.invq.processed,
       interruptRequests: this.interruptRequests,
+      atsRequests: this.atsRequests,
+      atsNoAccess: this.atsNoAccess,
+      prqQueued: this.prq.queued,
+      prqDropped: this.prq.dropped,
     };
   }
 }

@@ -19,9 +19,14 @@
  *   6 PASID-IOTLB     G 10 all of (DID, PASID) (any PGTT), 11 page-selective within (DID, PASID)
  *                     (first-stage/nested entries only: never second-stage-only or pass-through)
  *   7 PASID-cache     G 00 domain (DID), 01 PASID-selective (DID + PASID), 11 global
- *   3, 4, 8, 9        device-TLB / interrupt-entry-cache / PASID device-TLB invalidation and page
- *                     group response: accepted, nothing to do (no device-TLB or interrupt
- *                     remapping is modelled; LOG_UNIMP in QEMU terms)
+ *   3 device-TLB      an ATS Invalidate Request to device SID for requests without PASID: one
+ *                     page (S = 0) or the naturally aligned range whose size the lowest 0 bit of
+ *                     ADDR[63:12] gives (S = 1); the wait that follows completes only after the
+ *                     device's Invalidate Completion (ATS_INVALIDATE_NS of simulated time)
+ *   8 PASID dev-TLB   the same for one PASID (G = 1: every PASID)
+ *   9 page group      a PRG Response to device RID for group PRGI (with PASID when PP), code RC:
+ *     response        the device receives it PCIE_MSG_NS later (ats.ts)
+ *   4 IEC             accepted, nothing to do (no interrupt remapping; LOG_UNIMP in QEMU terms)
  * Anything else (type 0, types ≥ 10, a reserved granularity, AM > CAP.MAMV) is an invalid
  * descriptor: FSTS.IQE is set, IQH stays at it, and nothing more is fetched until software
  * clears IQE.
@@ -30,13 +35,24 @@
  * DID: the spec lets hardware invalidate more than asked, and SS-PWC entries carry no PASID to
  * select by; this way a PASID-entry replacement that Linux flushes with type 6
  * (intel_pasid_flush_present) can never leave a stale table pointer behind.
+ *
+ * The first-stage (nested) PWC of nested.ts: type 2 of any granularity drops every entry of the
+ * DID ([decision] explained in nested.ts: they hold second-stage translations), global drops all;
+ * type 6 PASID-selective drops the (DID, PASID) entries, page-selective drops those overlapping
+ * the range unless IH = 1.
+ * [decision] Type 6 page-selective accepts any AM (0..63; AM ≥ 52 reaches the whole address
+ * space): Linux's cache.c (cache_tag_flush_iotlb for nested/first-stage domains) issues them with
+ * masks up to MAX_AGAW_PFN_WIDTH - 1 without consulting CAP.MAMV, which it does consult for
+ * type 2; the MAMV limit stays on type 2.
  */
 import type { Clock } from "../../machine.ts";
 import type { PhysMem } from "../memory.ts";
 import type { Trace } from "../../trace/events.ts";
 import { VTD_MAMV, DMAR_FSTS_REG, DMAR_ICS_REG, DMAR_IQA_REG, DMAR_IQH_REG, DMAR_IQT_REG, FSTS_IQE, ICS_IWC, type VtdRegs } from "./regs.ts";
 import type { VtdContextCache, VtdIotlb, VtdPasidCache, VtdPwc } from "./iotlb.ts";
+import type { VtdFsPwc } from "./nested.ts";
 import type { VtdFaultUnit } from "./fault.ts";
+import { ATS_INVALIDATE_NS, prgRespName, type AtsDevice } from "../ats.ts";
 import { u64hl } from "./tables.ts";
 
 const TWO32 = 4294967296;
@@ -65,9 +81,28 @@ export interface VtdInvTargets {
   readonly clock: Clock;
   readonly iotlb: VtdIotlb;
   readonly pwc: VtdPwc;
+  /** the first-stage (nested) PWC, when the unit has one */
+  readonly fspwc?: VtdFsPwc;
   readonly ctxCache: VtdContextCache;
   readonly pasidCache: VtdPasidCache;
   readonly fault: VtdFaultUnit;
+  /** the ATS/PRI devices, by requester id: where device-TLB invalidations and page responses go */
+  readonly pcie?: ReadonlyMap<number, AtsDevice>;
+}
+
+/**
+ * The byte range of a device-TLB invalidation (VT-d 6.5.2.5): S = 0 is the 4 KiB page at ADDR;
+ * S = 1 takes the lowest 0 bit z of ADDR[63:12] and invalidates the aligned 2^(z+1) bytes around
+ * ADDR (Linux qi_flush_dev_iotlb sets the bits below to 1). All ones: the whole address space.
+ */
+export function devTlbRange(lo1: number, hi1: number, s: boolean): { addr: number; size: number } {
+  const addr = ((lo1 & 0xfffff000) >>> 0) + hi1 * TWO32;
+  if (!s) return { addr, size: 4096 };
+  let z = 12;
+  while (z < 64 && (z < 32 ? (lo1 >>> z) & 1 : (hi1 >>> (z - 32)) & 1)) z++;
+  if (z + 1 >= 53) return { addr: 0, size: 2 ** 64 };
+  const size = 2 ** (z + 1);
+  return { addr: Math.floor(addr / size) * size, size };
 }
 
 export class VtdInvQueue {
@@ -131,7 +166,7 @@ export class VtdInvQueue {
 
   /** Execute the descriptor at `pa`. Returns an error text (descriptor rejected) or "" (done). */
   private process(pa: number): string {
-    const { mem, trace, clock, iotlb, pwc, ctxCache, pasidCache, regs } = this.t;
+    const { mem, trace, clock, iotlb, pwc, fspwc, ctxCache, pasidCache, regs } = this.t;
     const w = this.w;
     mem.read64(pa, w);
     const lo0 = w.lo;
@@ -177,12 +212,14 @@ export class VtdInvQueue {
           act = () => {
             iotlb.invAll("iotlb-global");
             pwc.invAll("iotlb-global");
+            fspwc?.invAll("iotlb-global");
           };
         } else if (g === 2) {
           gran = `domain did=${did}`;
           act = () => {
             iotlb.invDomain(did, "iotlb-dsi");
             pwc.invDomain(did, "iotlb-dsi");
+            fspwc?.invDomain(did, "iotlb-dsi");
           };
         } else if (g === 3) {
           if (am > VTD_MAMV) return reject(`IOTLB page-selective invalidation with AM ${am} > MAMV ${VTD_MAMV}`);
@@ -194,6 +231,7 @@ export class VtdInvQueue {
               const start = addr - (addr % size);
               pwc.invRange(did, start, start + size, "iotlb-psi");
             }
+            fspwc?.invDomain(did, "iotlb-psi");
           };
         } else return reject("IOTLB invalidation with reserved granularity 00");
         break;
@@ -226,11 +264,18 @@ export class VtdInvQueue {
           act = () => {
             iotlb.invPasid(did, pasid, "piotlb-pasid");
             pwc.invDomain(did, "piotlb-pasid");
+            fspwc?.invPasid(did, pasid, "piotlb-pasid");
           };
         } else if (g === 3) {
-          if (am > VTD_MAMV) return reject(`PASID-IOTLB page-selective invalidation with AM ${am} > MAMV ${VTD_MAMV}`);
           gran = `page did=${did} pasid=${pasid} addr=0x${addr.toString(16)} am=${am} ih=${ih}`;
-          act = () => iotlb.invPasidPage(did, pasid, addr, am, "piotlb-psi");
+          act = () => {
+            iotlb.invPasidPage(did, pasid, addr, am, "piotlb-psi");
+            if (!ih) {
+              const size = 4096 * 2 ** am;
+              const start = addr - (addr % size);
+              fspwc?.invPasidRange(did, pasid, start, start + size, "piotlb-psi");
+            }
+          };
         } else return reject(`PASID-IOTLB invalidation with reserved granularity ${g}`);
         break;
       }
@@ -250,10 +295,42 @@ export class VtdInvQueue {
         break;
       }
       case QI_DIOTLB_TYPE:
+      case QI_DEIOTLB_TYPE: {
+        // vtd_process_device_iotlb_desc: an ATS Invalidate Request to the endpoint
+        const pasidBased = type === QI_DEIOTLB_TYPE;
+        const sid = pasidBased ? (lo0 >>> 16) & 0xffff : hi0 & 0xffff;
+        const pasid = pasidBased ? hi0 & 0xfffff : -1;
+        const global = pasidBased && (lo1 & 1) === 1;
+        const sbit = pasidBased ? ((lo1 >>> 11) & 1) === 1 : (lo1 & 1) === 1;
+        const { addr: start, size } = devTlbRange(lo1, hi1, sbit);
+        const ep = this.t.pcie?.get(sid);
+        gran = `sid=0x${sid.toString(16)}${pasidBased ? (global ? " all PASIDs" : ` pasid=${pasid}`) : ""} ` +
+          (size >= 2 ** 52 ? "all" : `addr=0x${start.toString(16)} size=0x${size.toString(16)}`) + (ep?.atsEnabled ? "" : " (no ATS endpoint: nothing cached)");
+        act = () => {
+          if (!ep || !ep.atsEnabled) return;
+          ep.atsInvalidate(pasid, global, start, size, TYPE_NAMES[type]);
+          if (ATS_INVALIDATE_NS) clock.advance(ATS_INVALIDATE_NS); // the wait completes after the device's Invalidate Completion
+        };
+        break;
+      }
+      case QI_PGRP_RESP_TYPE: {
+        // page group response: a PRG Response message to the device
+        const pp = (lo0 >>> 4) & 1;
+        const rc = (lo0 >>> 12) & 0xf;
+        const rid = (lo0 >>> 16) & 0xffff;
+        const pasid = pp ? hi0 & 0xfffff : -1;
+        const lpig = ((lo1 >>> 2) & 1) === 1;
+        const prgi = (lo1 >>> 3) & 0x1ff;
+        const ep = this.t.pcie?.get(rid);
+        gran = `rid=0x${rid.toString(16)}${pp ? ` pasid=${pasid}` : ""} prgi=${prgi}${lpig ? " lpig" : ""} rc=${rc} (${prgRespName(rc)})`;
+        act = () => {
+          if (trace.on) trace.emit("prq.response", { rid, pasid, group: prgi, last: lpig, code: rc, name: prgRespName(rc) });
+          ep?.receivePageResponse(pasid, prgi, rc);
+        };
+        break;
+      }
       case QI_IEC_TYPE:
-      case QI_DEIOTLB_TYPE:
-      case QI_PGRP_RESP_TYPE:
-        gran = "not modelled (no device-TLB / interrupt remapping / page requests yet)";
+        gran = "not modelled (no interrupt remapping)";
         break;
       default:
         return reject(`unknown descriptor type ${type}`);

@@ -314,10 +314,10 @@ export class VtdPwc {
     return slot;
   }
 
-  /** Cache the level-`level` entry for (did, iova): it points to `table`, with permissions `perm` so far. */
-  fill(did: number, iova: number, level: number, table: number, perm: number): void {
+  /** Cache the level-`level` entry for (did, iova): it points to `table`, with permissions `perm` so far. Returns the slot (-1: no cache). */
+  fill(did: number, iova: number, level: number, table: number, perm: number): number {
     const c = this.c[level];
-    if (!c) return;
+    if (!c) return -1;
     const tag = VtdPwc.tag(iova, level);
     let slot = c.peek(0, tag, did);
     if (slot < 0) {
@@ -333,6 +333,7 @@ export class VtdPwc {
     this.did[level][slot] = did;
     this.fills++;
     if (this.trace.on) this.trace.emit("vtd.pwc.fill", { did, level, tag, table, way: slot });
+    return slot;
   }
 
   private drop(level: number, slot: number, by: string): void {
@@ -460,6 +461,13 @@ export class VtdContextCache {
 export const PC_FPD = 1; // FPD of the PASID-directory entry or of the PASID entry
 export const PC_SSADE = 2;
 export const PC_PGSNP = 4;
+// first-stage fields of nested (PGTT = 011) entries, from qw2 (nested.ts)
+export const PC_FL5 = 8; // FLPM = 01: 5-level first stage
+export const PC_SRE = 16;
+export const PC_WPE = 32;
+export const PC_EAFE = 64;
+/** fsptptr value of a pointer at or above 2^48 (kept out of range so the walker faults 0x74) */
+export const PC_FSPTPTR_BEYOND = 2 ** 52;
 
 /** Decoded present PASID-table entries, tagged by (source-id, PASID). */
 export class VtdPasidCache {
@@ -469,6 +477,8 @@ export class VtdPasidCache {
   readonly aw: Uint8Array;
   readonly flags: Uint8Array;
   readonly ssptptr: Float64Array;
+  /** FSPTPTR of nested entries (a GPA; PC_FSPTPTR_BEYOND when ≥ 2^48) */
+  readonly fsptptr: Float64Array;
   hits = 0;
   misses = 0;
 
@@ -482,6 +492,7 @@ export class VtdPasidCache {
     this.aw = new Uint8Array(entries);
     this.flags = new Uint8Array(entries);
     this.ssptptr = new Float64Array(entries);
+    this.fsptptr = new Float64Array(entries);
   }
 
   lookup(rid: number, pasid: number): number {
@@ -496,7 +507,7 @@ export class VtdPasidCache {
     return slot;
   }
 
-  fill(rid: number, pasid: number, did: number, pgtt: number, aw: number, flags: number, ssptptr: number): number {
+  fill(rid: number, pasid: number, did: number, pgtt: number, aw: number, flags: number, ssptptr: number, fsptptr = 0): number {
     let slot = this.c.peek(0, rid, pasid);
     if (slot < 0) {
       slot = this.c.victim(0);
@@ -510,6 +521,7 @@ export class VtdPasidCache {
     this.aw[slot] = aw;
     this.flags[slot] = flags;
     this.ssptptr[slot] = ssptptr;
+    this.fsptptr[slot] = fsptptr;
     if (this.trace.on) this.trace.emit("vtd.pasidcache.fill", { rid, pasid, did, way: slot });
     return slot;
   }

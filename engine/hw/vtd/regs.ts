@@ -14,7 +14,7 @@
  *
  * Not modelled (LOG_UNIMP in QEMU terms): register-based invalidation (CCMD, IOTLB_REG: the
  * driver uses queued invalidation only), protected memory regions, advanced fault logging,
- * interrupt remapping (IRTA), the page request queue registers (a later model adds them).
+ * interrupt remapping (IRTA).
  */
 
 // ---- register offsets (VT-d spec 11.4; Linux include/linux/intel-iommu.h DMAR_*_REG) --------------
@@ -39,6 +39,15 @@ export const DMAR_IECTL_REG = 0xa0; // invalidation event control
 export const DMAR_IEDATA_REG = 0xa4;
 export const DMAR_IEADDR_REG = 0xa8;
 export const DMAR_IEUADDR_REG = 0xac;
+/** Page request queue (VT-d 11.4.10; Linux DMAR_PQH_REG …; reference §1.12): head, tail, address. */
+export const DMAR_PQH_REG = 0xc0;
+export const DMAR_PQT_REG = 0xc8;
+export const DMAR_PQA_REG = 0xd0;
+export const DMAR_PRS_REG = 0xdc; // page request status
+export const DMAR_PECTL_REG = 0xe0; // page request event control
+export const DMAR_PEDATA_REG = 0xe4;
+export const DMAR_PEADDR_REG = 0xe8;
+export const DMAR_PEUADDR_REG = 0xec;
 /** IOTLB registers (ECAP.IRO × 16): IVA, then IOTLB_REG 8 bytes above. */
 export const DMAR_IVA_REG = 0xf0;
 export const DMAR_IOTLB_REG = 0xf8;
@@ -134,6 +143,12 @@ export const FSTS_FRI: RegField = { shift: 8, width: 8 }; // fault record index
 export const FECTL_IM = 1 << 31;
 export const FECTL_IP = 1 << 30;
 
+/** PRS_REG (Linux DMA_PRS_PPR / DMA_PRS_PRO): pending page request, page request overflow. W1C. */
+export const PRS_PPR = 1 << 0;
+export const PRS_PRO = 1 << 1;
+/** PQA_REG: base 63:12, PQS 2:0 (2^PQS 4 KiB pages of 32-byte descriptors). */
+export const PQA_PQS: RegField = { shift: 0, width: 3 };
+
 /** ICS_REG: invalidation wait descriptor complete. */
 export const ICS_IWC = 1 << 0;
 
@@ -206,9 +221,12 @@ export function vtdCapInit(cfg: VtdCapConfig): bigint {
   cap |= fieldVal(CAP.MAMV, VTD_MAMV); // PSI up to 2^18 pages; Linux falls back to DSI above
   cap |= fieldVal(CAP.DWD, 1); // write draining (Linux sets QI_IOTLB_DW)
   cap |= fieldVal(CAP.DRD, 1); // read draining (Linux sets QI_IOTLB_DR)
-  cap |= fieldVal(CAP.FS1GP, 0); // first-stage walker not modelled yet
+  cap |= fieldVal(CAP.FS1GP, 1); // first-stage 1 GiB pages (PDPTE with PS = 1): the nested walker (nested.ts) takes them
   cap |= fieldVal(CAP.PI, 0); // no posted interrupts
-  cap |= fieldVal(CAP.FS5LP, 0); // no 5-level first stage
+  // 5-level first-stage tables (PASID-entry FLPM = 01): the nested walker walks PML5 → PT, so a
+  // nested HWPT with addr_width 57 attaches (intel_pasid_setup_nested checks cap_fl5lp_support).
+  // IOVAs are exact only below 2^53 in this engine, so the top of a 57-bit space is not reachable.
+  cap |= fieldVal(CAP.FS5LP, 1);
   return cap;
 }
 
@@ -224,18 +242,23 @@ export function vtdEcapInit(): bigint {
   ecap |= fieldVal(ECAP.SC, 1); // snoop control: SNP / PGSNP honoured (ENFORCE_CACHE_COHERENCY)
   ecap |= fieldVal(ECAP.IRO, DMAR_IVA_REG / 16); // IOTLB registers at 0xf0 (declared, not used)
   ecap |= fieldVal(ECAP.MHMV, 0);
-  ecap |= fieldVal(ECAP.NEST, 1); // nested translation advertised (NEST_PARENT domains)
+  ecap |= fieldVal(ECAP.NEST, 1); // nested translation (PGTT = 011): NEST_PARENT domains and nested HWPTs (nested.ts)
   ecap |= fieldVal(ECAP.PRS, 1); // page requests (vfio0 has PRI)
   ecap |= fieldVal(ECAP.ERS, 0); // execute requests: removed from the architecture
-  ecap |= fieldVal(ECAP.SRS, 0); // no supervisor requests
-  ecap |= fieldVal(ECAP.NWFS, 0);
-  ecap |= fieldVal(ECAP.EAFS, 0);
+  // no supervisor requests: every request is user-privilege (PM = 0), as in QEMU, so a nested
+  // HWPT with IOMMU_VTD_S1_SRE is refused at attach (EINVAL, intel_pasid_setup_nested)
+  ecap |= fieldVal(ECAP.SRS, 0);
+  // honours the NW (no write) flag of ATS translation requests: a read's completion grants no W,
+  // so a device's later write asks again and the walk sets D (dirty tracking stays exact with ATS)
+  ecap |= fieldVal(ECAP.NWFS, 1);
+  ecap |= fieldVal(ECAP.PDS, 1); // page-request drain: the PD bit of a wait descriptor (intel_iommu_drain_pasid_prq)
+  ecap |= fieldVal(ECAP.EAFS, 0); // no extended accessed flag: IOMMU_VTD_S1_EAFE is refused at attach (EINVAL)
   ecap |= fieldVal(ECAP.PSS, VTD_PASID_BITS - 1); // 20-bit PASIDs
   ecap |= fieldVal(ECAP.PASID, 1); // requests with PASID
   ecap |= fieldVal(ECAP.SMTS, 1); // scalable-mode translation (the only mode modelled)
   ecap |= fieldVal(ECAP.SLADS, 1); // second-stage A/D bits (dirty tracking)
   ecap |= fieldVal(ECAP.SLTS, 1); // second-stage translation
-  ecap |= fieldVal(ECAP.FLTS, 1); // first-stage translation advertised (walker not modelled yet)
+  ecap |= fieldVal(ECAP.FLTS, 1); // first-stage translation: walked inside nested (PGTT = 011) entries; FS-only PGTT 001 is not modelled
   ecap |= fieldVal(ECAP.SMPWC, 1); // scalable-mode page walks are coherent (Linux sets PWSNP)
   ecap |= fieldVal(ECAP.RPS, 0); // RID_PASID is always 0
   return ecap;
@@ -280,6 +303,15 @@ export function vtdRegDecls(cap: bigint, ecap: bigint, faultRecords: number): Re
     { name: "IEDATA_REG", off: DMAR_IEDATA_REG, size: 4, reset: 0n, wmask: 0xffffffffn, w1cmask: 0n },
     { name: "IEADDR_REG", off: DMAR_IEADDR_REG, size: 4, reset: 0n, wmask: 0xfffffffcn, w1cmask: 0n },
     { name: "IEUADDR_REG", off: DMAR_IEUADDR_REG, size: 4, reset: 0n, wmask: 0n, w1cmask: 0n },
+    // the page request queue (prq.ts): software moves PQH, the hardware PQT (Linux zeroes both at enable)
+    { name: "PQH_REG", off: DMAR_PQH_REG, size: 8, reset: 0n, wmask: 0x7ffe0n, w1cmask: 0n },
+    { name: "PQT_REG", off: DMAR_PQT_REG, size: 8, reset: 0n, wmask: 0x7ffe0n, w1cmask: 0n },
+    { name: "PQA_REG", off: DMAR_PQA_REG, size: 8, reset: 0n, wmask: 0xfffffffffffff007n, w1cmask: 0n },
+    { name: "PRS_REG", off: DMAR_PRS_REG, size: 4, reset: 0n, wmask: 0n, w1cmask: BigInt(PRS_PPR | PRS_PRO) },
+    { name: "PECTL_REG", off: DMAR_PECTL_REG, size: 4, reset: BigInt(FECTL_IM >>> 0), wmask: BigInt(FECTL_IM >>> 0), w1cmask: 0n },
+    { name: "PEDATA_REG", off: DMAR_PEDATA_REG, size: 4, reset: 0n, wmask: 0xffffffffn, w1cmask: 0n },
+    { name: "PEADDR_REG", off: DMAR_PEADDR_REG, size: 4, reset: 0n, wmask: 0xfffffffcn, w1cmask: 0n },
+    { name: "PEUADDR_REG", off: DMAR_PEUADDR_REG, size: 4, reset: 0n, wmask: 0n, w1cmask: 0n },
     { name: "IVA_REG", off: DMAR_IVA_REG, size: 8, reset: 0n, wmask: 0n, w1cmask: 0n }, // register-based invalidation not modelled
     { name: "IOTLB_REG", off: DMAR_IOTLB_REG, size: 8, reset: 0n, wmask: 0n, w1cmask: 0n },
   ];

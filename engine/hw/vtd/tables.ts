@@ -160,9 +160,28 @@ export interface PasidEntry {
   did: number;
   pwsnp: boolean;
   pgsnp: boolean;
+  // ---- first-stage fields (qw2), used by first-stage and nested (PGTT 001 / 011) entries ----
+  /** FSPTPTR: the first-stage root table (a GPA in nested mode) */
+  fsptptr?: number | bigint;
+  /** FLPM: 0 = 4-level (48-bit), 1 = 5-level (57-bit) */
+  flpm?: number;
+  sre?: boolean;
+  wpe?: boolean;
+  eafe?: boolean;
 }
 
-/** Encode a PASID-table entry as eight qwords (the second-stage fields; qw2..qw7 stay 0). */
+// qw2 (bits 191:128) of a scalable-mode PASID entry [V-code: Linux pasid.h pasid_set_sre (bit 128),
+// pasid_set_flpm (131:130), pasid_set_wpe (132), pasid_set_eafe (135), pasid_set_flptr (191:140)]
+export const PE2_SRE = 1 << 0;
+export const PE2_FLPM_SHIFT = 2;
+export const PE2_WPE = 1 << 4;
+/** bit 133, NXE: deprecated with execute requests; ignored (Linux stopped setting it) */
+export const PE2_NXE = 1 << 5;
+export const PE2_EAFE = 1 << 7;
+/** qw2 bits 1, 6 and 11:8 are reserved (fault 0x5A) */
+export const PE2_RSVD_LO = 0xf42;
+
+/** Encode a PASID-table entry as eight qwords (qw3..qw7 stay 0). */
 export function pasidEntryEncode(e: PasidEntry): bigint[] {
   if (e.ssptptr % 4096) throw new Error("PASID entry: SSPTPTR must be 4 KiB aligned");
   let q0 = BigInt(e.ssptptr) | (BigInt(e.aw & 7) << 2n) | (BigInt(e.pgtt & 7) << 6n);
@@ -172,7 +191,29 @@ export function pasidEntryEncode(e: PasidEntry): bigint[] {
   let q1 = BigInt(e.did & 0xffff);
   if (e.pwsnp) q1 |= BigInt(PE_PWSNP);
   if (e.pgsnp) q1 |= BigInt(PE_PGSNP);
-  return [q0, q1, 0n, 0n, 0n, 0n, 0n, 0n];
+  let q2 = 0n;
+  if (e.fsptptr !== undefined) {
+    // pasid_set_flptr writes bits 63:12 of the pointer as given (a GPA from user space in nested
+    // mode: the low 12 bits are dropped, as Linux's `value & PAGE_MASK`)
+    q2 |= BigInt.asUintN(64, BigInt(e.fsptptr)) & 0xfffffffffffff000n;
+    q2 |= BigInt((e.flpm ?? 0) & 3) << BigInt(PE2_FLPM_SHIFT);
+    if (e.sre) q2 |= BigInt(PE2_SRE);
+    if (e.wpe) q2 |= BigInt(PE2_WPE);
+    if (e.eafe) q2 |= BigInt(PE2_EAFE);
+  }
+  return [q0, q1, q2, 0n, 0n, 0n, 0n, 0n];
+}
+
+/** Decode the first-stage fields of a PASID entry's qw2 (tests and views). */
+export function pasidEntryDecodeFs(q2: bigint): { fsptptr: number; flpm: number; sre: boolean; wpe: boolean; eafe: boolean } {
+  const lo = Number(q2 & 0xffffffffn);
+  return {
+    fsptptr: Number(q2 & 0x000ffffffffff000n),
+    flpm: (lo >>> PE2_FLPM_SHIFT) & 3,
+    sre: (lo & PE2_SRE) !== 0,
+    wpe: (lo & PE2_WPE) !== 0,
+    eafe: (lo & PE2_EAFE) !== 0,
+  };
 }
 
 /** Decode the second-stage view of a PASID entry from qw0 and qw1 (tests and views). */

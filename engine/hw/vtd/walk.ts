@@ -14,6 +14,10 @@
  *    counts as one memory reference: `memReadNs` of simulated time and one event
  *    (vtd.ctx.read / vtd.walk.level). Cache hits cost nothing here; the IOTLB-hit cost is charged
  *    by hw.ts.
+ *  - Nested PASID entries (PGTT 011) are decoded here (qw2: FSPTPTR, FLPM, SRE/WPE/EAFE) and
+ *    walked by nested.ts, which calls ssWalk for every GPA it needs translated; `nested` then tags
+ *    the s2 events. The stale-translation detector (stale.ts) hears every entry read and every
+ *    PWC hit and fill when it is on.
  *  - Results are left in the walker's public fields (`did`, `pasid`, `pgtt`, `leafPa`, …) and
  *    the functions return 0 or a fault reason (> 0), QEMU's `-VTD_FR_*` convention turned
  *    positive. Nothing on the success path allocates when `trace.on` is false.
@@ -36,15 +40,17 @@ import * as fault from "./fault.ts";
 import * as caches from "./iotlb.ts";
 import type { VtdContextCache, VtdPasidCache, VtdPwc } from "./iotlb.ts";
 import * as tables from "./tables.ts";
+import { DEP_SS, type VtdStaleDetector } from "./stale.ts";
 
 // Hot-path copies of imported bindings: some loaders (tsx, vite-node) compile an imported binding
 // into a getter call per access, which would cost more than the cache lookups themselves.
 const { VTD_FR } = fault;
-const { CC_DTE, CC_FPD, CC_PASIDE, CC_PRE, IOTLB_DIRTY, PC_FPD, PC_PGSNP, PC_SSADE } = caches;
+const { CC_DTE, CC_FPD, CC_PASIDE, CC_PRE, IOTLB_DIRTY, PC_EAFE, PC_FL5, PC_FPD, PC_FSPTPTR_BEYOND, PC_PGSNP, PC_SRE, PC_SSADE, PC_WPE } = caches;
 const {
   AW_4LEVEL, CTX_DTE, CTX_FPD, CTX_P, CTX_PASIDE, CTX_PRE, CTX_RSVD_LO, CTX_RSVD_LO1, PASID_ENTRY_SIZE, PASID_DIR_ENTRY_SIZE,
   PASID_PDE_SHIFT, PASID_PTE_MASK, PDE_FPD, PDE_P, PDE_RSVD_LO, PE_FPD, PE_P, PE_PGSNP, PE_RSVD_LO0, PE_RSVD_LO1,
-  PE_SSADE, PGTT_PT, PGTT_SS, ROOT_ENTRY_SIZE, ROOT_P, ROOT_RSVD_LO, SL_A, SL_D, SL_PS, SL_R, SL_W,
+  PE_SSADE, PE2_EAFE, PE2_FLPM_SHIFT, PE2_RSVD_LO, PE2_SRE, PE2_WPE, PGTT_NESTED, PGTT_PT, PGTT_SS, ROOT_ENTRY_SIZE, ROOT_P,
+  ROOT_RSVD_LO, SL_A, SL_D, SL_PS, SL_R, SL_W,
   SM_CONTEXT_ENTRY_SIZE, entryAddr, levelShift, levelSize, ssBits, ssReservedMasks, u64hl,
 } = tables;
 
@@ -60,6 +66,10 @@ export interface VtdWalkEnv {
   readonly haw: number;
   /** simulated cost of one memory reference */
   readonly memReadNs: number;
+  /** the stale-translation detector (stale.ts), absent when the knob turns it off */
+  readonly stale?: VtdStaleDetector | null;
+  /** first-stage capabilities the PASID-entry checks need (CAP.FS5LP, ECAP.SRS, ECAP.EAFS) */
+  readonly fsCaps?: { readonly fs5lp: boolean; readonly srs: boolean; readonly eafs: boolean };
 }
 
 const LEVEL_SHIFT_DIV = [0, 2 ** levelShift(1), 2 ** levelShift(2), 2 ** levelShift(3), 2 ** levelShift(4)];
@@ -78,6 +88,10 @@ export class VtdWalker {
   aw = 0;
   peFlags = 0;
   ssptptr = 0;
+  /** nested entries: the first-stage root (a GPA; PC_FSPTPTR_BEYOND when ≥ 2^48) */
+  fsptptr = 0;
+  /** set by the nested walker (nested.ts) while ssWalk translates a GPA for it: tags the s2 events */
+  nested: { iova: number; fsLevel: number } | null = null;
   // ---- results of ssWalk() ----
   /** physical address of the leaf page (aligned to its size) */
   leafPa = 0;
@@ -214,21 +228,41 @@ export class VtdWalker {
       if (lo0 & PE_RSVD_LO0 || lo1 & PE_RSVD_LO1 || hi1 || this.aboveHaw(hi0)) return VTD_FR.SM_PE_RSVD;
       const pgtt = (lo0 >>> 6) & 7;
       const aw = (lo0 >>> 2) & 7;
-      // first-stage and nested PASID entries are not modelled yet: treated as invalid programming
-      if (pgtt !== PGTT_SS && pgtt !== PGTT_PT) return VTD_FR.SM_PE_INV;
-      // AW must be a width CAP.SAGAW reports: 4-level only
-      if (pgtt === PGTT_SS && aw !== AW_4LEVEL) return VTD_FR.SM_PE_INV;
+      // first-stage-only PASID entries (PGTT 001) are not modelled: treated as invalid programming
+      if (pgtt !== PGTT_SS && pgtt !== PGTT_PT && pgtt !== PGTT_NESTED) return VTD_FR.SM_PE_INV;
+      // AW (the second stage's width) must be one CAP.SAGAW reports: 4-level only
+      if ((pgtt === PGTT_SS || pgtt === PGTT_NESTED) && aw !== AW_4LEVEL) return VTD_FR.SM_PE_INV;
       let flags = 0;
       if (dlo & PDE_FPD || lo0 & PE_FPD) flags |= PC_FPD;
       if (lo0 & PE_SSADE) flags |= PC_SSADE;
       if (lo1 & PE_PGSNP) flags |= PC_PGSNP;
-      slot = pasidCache.fill(rid, pasid, lo1 & 0xffff, pgtt, aw, flags, entryAddr(lo0, hi0));
+      let fsptptr = 0;
+      if (pgtt === PGTT_NESTED) {
+        // qw2 of the same 512-bit entry: SRE 128, FLPM 131:130, WPE 132, EAFE 135, FSPTPTR 191:140
+        this.readMore(ppa + 16);
+        const lo2 = this.w.lo;
+        const hi2 = this.w.hi;
+        const caps = this.env.fsCaps;
+        const flpm = (lo2 >>> PE2_FLPM_SHIFT) & 3;
+        // SRE / EAFE on a unit without SRS / EAFS are reserved bits
+        if (lo2 & PE2_RSVD_LO || (lo2 & PE2_SRE && !caps?.srs) || (lo2 & PE2_EAFE && !caps?.eafs)) return VTD_FR.SM_PE_RSVD;
+        // FLPM 01 (5-level) needs CAP.FS5LP; 10 and 11 are not paging modes
+        if (flpm > 1 || (flpm === 1 && !caps?.fs5lp)) return VTD_FR.SM_PE_INV;
+        if (flpm === 1) flags |= PC_FL5;
+        if (lo2 & PE2_SRE) flags |= PC_SRE;
+        if (lo2 & PE2_WPE) flags |= PC_WPE;
+        if (lo2 & PE2_EAFE) flags |= PC_EAFE;
+        // a GPA at or above 2^48 cannot be translated by the second stage: the walk faults 0x74
+        fsptptr = hi2 & 0xffff0000 ? PC_FSPTPTR_BEYOND : entryAddr(lo2, hi2);
+      }
+      slot = pasidCache.fill(rid, pasid, lo1 & 0xffff, pgtt, aw, flags, entryAddr(lo0, hi0), fsptptr);
     }
     this.did = pasidCache.did[slot];
     this.pgtt = pasidCache.pgtt[slot];
     this.aw = pasidCache.aw[slot];
     this.peFlags = pasidCache.flags[slot];
     this.ssptptr = pasidCache.ssptptr[slot];
+    this.fsptptr = pasidCache.fsptptr[slot];
     if (this.peFlags & PC_FPD) this.fpd = true;
     return 0;
   }
@@ -239,6 +273,9 @@ export class VtdWalker {
    */
   ssWalk(pasid: number, iova: number, write: boolean): number {
     const { mem, trace, pwc } = this.env;
+    const stale = this.env.stale;
+    /** where this walk's entries start in the detector's list (a nested walk has read others before) */
+    const depStart = stale ? stale.walk.n : 0;
     const did = this.did;
     const ssade = (this.peFlags & PC_SSADE) !== 0;
     const need = write ? SL_W : SL_R;
@@ -253,6 +290,7 @@ export class VtdWalker {
           table = pwc.table[l][slot];
           perm = pwc.perm[l][slot];
           level = l - 1;
+          if (stale) stale.pwcHit(false, l, slot, did, pasid, this.nested ? this.nested.iova : iova);
           break;
         }
       }
@@ -264,6 +302,7 @@ export class VtdWalker {
       this.read(pa);
       let lo = this.w.lo;
       const hi = this.w.hi;
+      if (stale) stale.read(pa, lo, hi, DEP_SS, level);
       const present = (lo & (SL_R | SL_W)) !== 0;
       const leaf = level === 1 || (lo & SL_PS) !== 0;
       let fr = 0;
@@ -288,6 +327,7 @@ export class VtdWalker {
         trace.emit("vtd.walk.level", {
           did, pasid, iova, level, table, index, entry: u64hl(hi, lo), bits: ssBits(lo), leaf: present && leaf,
           ...(ad ? { ad: ad === SL_A ? "A" : ad === SL_D ? "D" : "A|D" } : {}),
+          ...(this.nested ? { stage: "s2" as const, gpa: iova, iova: this.nested.iova, fsLevel: this.nested.fsLevel } : {}),
         });
       }
       if (fr) return fr;
@@ -303,7 +343,10 @@ export class VtdWalker {
         this.leafFlags = lo & SL_D ? IOTLB_DIRTY : 0;
         return 0;
       }
-      if (level <= 4 && level >= 2) pwc.fill(did, iova, level, addr, perm);
+      if (level <= 4 && level >= 2) {
+        const ps = pwc.fill(did, iova, level, addr, perm);
+        if (stale) stale.pwcFill(false, level, ps, depStart);
+      }
       table = addr;
       level--;
     }

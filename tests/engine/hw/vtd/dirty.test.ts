@@ -41,13 +41,14 @@ describe("second-stage dirty tracking", () => {
     expect(entry(t, d, 0x1000, 4) & A).toBe(0n);
   });
 
-  it("enabling sets SSADE (PASID cache + IOTLB invalidation); writes then set A on every level and D on the leaf", () => {
+  it("enabling sets SSADE (PASID cache + IOTLB + device-TLB invalidation); writes then set A on every level and D on the leaf", () => {
     const { t, d } = setup();
     t.record();
     expect(d.ops.setDirtyTracking!(true)).toBe(0);
     const pe = t.ops.pasidEntryAddr(t.dev0, 0);
     expect(t.mem.read64n(pe) & (1n << 9n)).toBe(1n << 9n);
-    expect(t.of("vtd.qi.desc").filter((e) => e.type !== 5).map((e) => e.type)).toEqual([7, 2]);
+    // PASID cache, IOTLB, then vfio0's device-TLB (intel_pasid_setup_dirty_tracking, ATS enabled)
+    expect(t.of("vtd.qi.desc").filter((e) => e.type !== 5).map((e) => e.type)).toEqual([7, 2, 3]);
     t.record();
     expect(w(t, 0x2000)).toBeNull();
     for (const level of [4, 3, 2]) expect(entry(t, d, 0x2000, level) & (A | D)).toBe(A);

@@ -242,7 +242,7 @@ describe("context and PASID entries", () => {
     expect(t.of("iommu.attach")[0]).toMatchObject({ rid: 0x18, pasid: 0, did: d.id, pgtt: 2 });
   });
 
-  it("re-attaching the RID tears down first: PASID cache, then domain-selective IOTLB", () => {
+  it("re-attaching the RID tears down first: PASID cache, domain-selective IOTLB, device-TLB (ATS), then the PRQ drain (PRI)", () => {
     const t = vtdMachine();
     const a = t.domain();
     const b = t.domain();
@@ -253,11 +253,19 @@ describe("context and PASID entries", () => {
     expect(descs.map((e) => [e.type, e.granularity])).toEqual([
       [7, `pasid did=${a.id} pasid=0`],
       [2, `domain did=${a.id}`],
+      // devtlb_invalidation_with_pasid: vfio0 has ATS, so its own TLB goes after the IOTLB
+      [3, "sid=0x18 all"],
+      // intel_iommu_drain_pasid_prq: vfio0 has PRI (a fenced wait, IOTLB, device-TLB, wait with PD)
+      [2, `domain did=${a.id}`],
+      [3, "sid=0x18 all"],
     ]);
+    const waits = t.of("vtd.qi.desc").filter((e) => e.type === 5).map((e) => e.granularity);
+    expect(waits.some((g) => g.includes("fn"))).toBe(true);
+    expect(waits.at(-1)).toMatch(/ pd$/);
     expect(pasidEntryDecode(t.mem.read64n(t.ops.pasidEntryAddr(t.dev0, 0)), t.mem.read64n(t.ops.pasidEntryAddr(t.dev0, 0) + 8)).did).toBe(b.id);
   });
 
-  it("blockDev clears the PASID entry and invalidates PASID cache then IOTLB", () => {
+  it("blockDev clears the PASID entry and invalidates PASID cache, IOTLB, device-TLB, then drains page requests", () => {
     const t = vtdMachine();
     const d = t.domain();
     t.ops.attachDev(d, t.dev0, 0);
@@ -266,11 +274,14 @@ describe("context and PASID entries", () => {
     const pe = t.ops.pasidEntryAddr(t.dev0, 0);
     for (let i = 0; i < 8; i++) expect(t.mem.read64n(pe + 8 * i)).toBe(0n);
     const kinds = t.of("vtd.qi.desc").map((e) => e.name);
-    expect(kinds).toEqual(["pasid-cache", "wait", "iotlb", "wait"]);
+    expect(kinds).toEqual([
+      "pasid-cache", "wait", "iotlb", "wait", "dev-iotlb", "wait",
+      "wait", "iotlb", "dev-iotlb", "wait", // intel_iommu_drain_pasid_prq
+    ]);
     expect(t.of("iommu.detach")).toHaveLength(1);
   });
 
-  it("attaching a PASID: setup, then replace flushes with the old DID (PASID cache, PASID-IOTLB)", () => {
+  it("attaching a PASID: setup, then replace flushes with the old DID (PASID cache, PASID-IOTLB, PASID device-TLB)", () => {
     const t = vtdMachine();
     const a = t.domain();
     const b = t.domain();
@@ -280,8 +291,9 @@ describe("context and PASID entries", () => {
     expect(t.of("vtd.qi.desc").filter((e) => e.type !== 5).map((e) => e.granularity)).toEqual([
       `pasid did=${a.id} pasid=5`,
       `pasid did=${a.id} pasid=5`,
+      "sid=0x18 pasid=5 all",
     ]);
-    expect(t.of("vtd.qi.desc").filter((e) => e.type !== 5).map((e) => e.type)).toEqual([7, 6]);
+    expect(t.of("vtd.qi.desc").filter((e) => e.type !== 5).map((e) => e.type)).toEqual([7, 6, 8]);
     // a device without PASID capability cannot
     const r = t.ops.attachDev(a, t.dev1, 5);
     expect(isErr(r) && r.name).toBe("EOPNOTSUPP");
@@ -308,7 +320,7 @@ describe("capabilities and info", () => {
       expect(r.type).toBe(1);
       expect(r.data.length).toBe(24);
       const v = new DataView(r.data.buffer, r.data.byteOffset);
-      expect(v.getUint32(0, true)).toBe(0);
+      expect(v.getUint32(0, true)).toBe(1); // IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17, set unconditionally by Linux
       expect(v.getUint32(4, true)).toBe(0);
       expect(v.getBigUint64(8, true)).toBe(t.hw.cap);
       expect(v.getBigUint64(16, true)).toBe(t.hw.ecap);

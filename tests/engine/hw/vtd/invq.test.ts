@@ -6,7 +6,7 @@ describe("queued invalidation", () => {
   it("each submission is the descriptors plus a wait descriptor whose status write completes it", () => {
     const t = vtdMachine();
     const d = t.domain();
-    t.ops.attachDev(d, t.dev0, 0);
+    t.ops.attachDev(d, t.dev1, 0); // vfio1: no ATS, so no device-TLB descriptor follows
     t.record();
     const before = t.clock.now;
     d.ops.flushIotlbAll();
@@ -51,10 +51,19 @@ describe("queued invalidation", () => {
     expect(() => t3.ops.qiSubmitSync([[(2n << 4n) | 7n, 0n]])).toThrow(/IQE/);
   });
 
-  it("device-TLB and interrupt-entry-cache descriptors are accepted as not modelled", () => {
+  it("device-TLB descriptors reach the device's ATC; an interrupt-entry-cache descriptor is accepted as not modelled", () => {
     const t = vtdMachine();
     t.record();
-    t.ops.qiSubmitSync([[3n, 0n], [4n, 0n], [8n, 0n]]);
-    expect(t.of("vtd.qi.desc").map((e) => e.type)).toEqual([3, 4, 8, 5]);
+    t.ops.qiSubmitSync([[(0x18n << 32n) | 3n, 0n], [4n, 0n], [(0x18n << 16n) | (7n << 32n) | 8n, 0n]]);
+    expect(t.of("vtd.qi.desc").map((e) => [e.type, e.granularity])).toEqual([
+      [3, "sid=0x18 addr=0x0 size=0x1000"],
+      [4, "not modelled (no interrupt remapping)"],
+      [8, "sid=0x18 pasid=7 addr=0x0 size=0x1000"],
+      [5, expect.stringMatching(/^wait/)],
+    ]);
+    // a device without ATS: nothing is cached, nothing to do
+    t.record();
+    t.ops.qiSubmitSync([[(0x20n << 32n) | 3n, 0n]]);
+    expect(t.of("vtd.qi.desc")[0].granularity).toMatch(/no ATS endpoint/);
   });
 });
