@@ -1,16 +1,18 @@
 /**
- * The right-hand side: the views (walk, IOTLB, objects, address space) as tabs above the log and
+ * The right-hand side: the views (walk, IOTLB, objects, address space, page requests, faults) as tabs above the log and
  * the timeline. Loaded lazily by App.tsx, with d3 and the views' code.
  */
 import { useState } from "react";
 import { Split } from "./Split.tsx";
-import { AddrSpaceView, IotlbView, LogView, ObjectsView, TimelineView, WalkView } from "../views/index.ts";
+import { AddrSpaceView, FaultsView, IotlbView, LogView, ObjectsView, PrqView, TimelineView, WalkView } from "../views/index.ts";
 
 const TABS = [
   { id: "walk", label: "Walk", View: WalkView },
   { id: "iotlb", label: "IOTLB & caches", View: IotlbView },
   { id: "objects", label: "Objects", View: ObjectsView },
   { id: "addrspace", label: "Address space", View: AddrSpaceView },
+  { id: "prq", label: "Page requests", View: PrqView },
+  { id: "faults", label: "Faults", View: FaultsView },
 ] as const;
 
 function Views() {

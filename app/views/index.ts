@@ -8,6 +8,8 @@ export { WalkView } from "./walk/WalkView.tsx";
 export { IotlbView } from "./iotlb/IotlbView.tsx";
 export { ObjectsView } from "./objects/ObjectsView.tsx";
 export { AddrSpaceView } from "./addrspace/AddrSpaceView.tsx";
+export { PrqView } from "./prq/PrqView.tsx";
+export { FaultsView } from "./faults/FaultsView.tsx";
 export { LogView } from "./log/LogView.tsx";
 export { TimelineView } from "./timeline/TimelineView.tsx";
 /** Playback runs while the TimelineView is mounted; an app shell may start it too (one loop per store). */

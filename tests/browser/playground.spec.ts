@@ -44,7 +44,9 @@ ioctl(iommufd, IOMMU_IOAS_MAP, {
   flags: IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
   ioas_id: ioas, user_va: buf, length: 0x4000, iova: 0x40201000,
 });
-const vfio = open("/dev/vfio/devices/vfio0");
+// vfio1 has no ATS: its second read is translated by the IOMMU again (an IOTLB hit); vfio0 would
+// serve it from its own device-TLB
+const vfio = open("/dev/vfio/devices/vfio1");
 ioctl(vfio, VFIO_DEVICE_BIND_IOMMUFD, { iommufd });
 ioctl(vfio, VFIO_DEVICE_ATTACH_IOMMUFD_PT, { pt_id: ioas });
 const dev = hw.device(vfio);
@@ -157,6 +159,16 @@ test("an example from the menu runs, and clicking a log line rewinds every view 
   await expect(page.locator("[data-view=timeline]")).toHaveAttribute("data-cursor", "live");
 });
 
+test("the page-fault example runs in the worker: DMAs wait while the script serves the fault queue", async ({ page }) => {
+  await open(page);
+  await page.getByRole("button", { name: /Examples/ }).click();
+  await page.getByRole("menuitem", { name: /fault handler/ }).click();
+  await expect(page.locator(".monaco-editor .view-lines")).toContainText("IOMMU_FAULT_QUEUE_ALLOC");
+  await runByKeyboard(page);
+  await expect(page.getByTestId("status")).toHaveAttribute("data-status", "done");
+  await expect(page.locator("[data-view=log]")).toContainText("DMA to 0x80000000 failed: response code 1");
+});
+
 test("work survives a reload, and a shared link asks before replacing it", async ({ browser }) => {
   const context = await browser.newContext();
   await guard(context);
@@ -212,4 +224,118 @@ test("Ctrl+M frees Tab from the editor, and the choice is remembered", async ({ 
   await page.keyboard.press("Tab");
   await expect.poll(() => page.evaluate(() => !!document.activeElement?.closest(".monaco-editor"))).toBe(false);
   await context.close();
+});
+
+// ---- nested translation, stale hits, page requests, faults (the views of issue 4 and 5) ----
+
+/** Open a script and machine knobs as a share link would (the knobs have no toolbar control). */
+async function openShared(page: Page, code: string, knobs: Record<string, number>, title: string) {
+  await open(page, "#v1/" + lz.compressToEncodedURIComponent(JSON.stringify({ c: code, m: "vtd", k: knobs, t: title })));
+  await expect(page.locator(".monaco-editor .view-lines")).toContainText(code.split("\n")[0].slice(0, 30));
+}
+
+async function runExample(page: Page, name: RegExp) {
+  await page.getByRole("button", { name: /Examples/ }).click();
+  await page.getByRole("menuitem", { name }).click();
+  await runByKeyboard(page);
+  await expect(page.getByTestId("status")).toHaveAttribute("data-status", "done");
+}
+
+/** Click the log line of the n-th DMA at `iova` (its completion or fault): every view goes to that moment. */
+async function selectDma(page: Page, iova: string, n = 0) {
+  await logLine(page, new RegExp(`^dma .*iova=${iova}\\b`)).nth(n).click();
+}
+
+/** Log rows whose text (not the gutter or badge) matches. */
+function logLine(page: Page, text: RegExp) {
+  return page.locator("[data-view=log] [role=option]").filter({ has: page.locator(".text", { hasText: text }) });
+}
+
+/** The 2D order of a cold 4 × 4 nested walk: for each guest level its table through the 4 host levels, then its entry; then the final GPA. */
+const COLD_ORDER = [4, 3, 2, 1].flatMap((f) => [4, 3, 2, 1].map((h) => `s2:${f}:${h}`).concat(`s1:${f}`)).concat([4, 3, 2, 1].map((h) => `s2:0:${h}`)).join(",");
+
+test("the nested example draws its first walk as the 24-read 2D grid", async ({ page }) => {
+  const { EXAMPLES } = await import("../../app/examples/index.ts");
+  const nested = EXAMPLES.find((e) => e.id === "nested")!.code;
+  // no paging-structure caches: nothing cuts the first walk short
+  await openShared(page, nested, { pwcEntries: 0, fsPwcEntries: 0 }, "nested, cold");
+  await runByKeyboard(page);
+  await expect(page.getByTestId("status")).toHaveAttribute("data-status", "done");
+  await selectDma(page, "0x40000000");
+  const walk = page.locator("[data-view=walk]");
+  await expect(walk).toHaveAttribute("data-nested", "true");
+  await expect(walk).toHaveAttribute("data-reads", "24");
+  await expect(walk).toHaveAttribute("data-grid", COLD_ORDER);
+  await expect(walk.locator("g.cell")).toHaveCount(24);
+  await expect(walk.locator('g.cell[data-order="24"]')).toHaveAttribute("data-row", "0");
+  await walk.screenshot({ path: "test-results/view-walk-nested.png" });
+});
+
+test("with the caches on, the nested walk skips what they hold, and the faults are recorded", async ({ page }) => {
+  await open(page);
+  await runExample(page, /nested/);
+  await selectDma(page, "0x40000000");
+  const walk = page.locator("[data-view=walk]");
+  await expect(walk).toHaveAttribute("data-nested", "true");
+  await expect(walk).toHaveAttribute("data-skipped", /:pwc/);
+  expect(Number(await walk.getAttribute("data-reads"))).toBeLessThan(24);
+  await expect(walk.locator('g.cell[data-status="pwc"]').first()).toContainText("skipped");
+  await walk.screenshot({ path: "test-results/view-walk-nested-cached.png" });
+  // the write through the guest's read-only mapping faults in stage 1: reason 0x85 on the guest PT entry
+  await selectDma(page, "0x40002000");
+  await expect(walk).toHaveAttribute("data-fault-reason", "0x85");
+  await expect(walk.locator('g.cell[data-status="fault"]')).toHaveAttribute("data-col", "0");
+  await page.getByRole("tab", { name: "Faults" }).click();
+  const faults = page.locator("[data-view=faults]");
+  await expect(faults).toHaveAttribute("data-records", "1");
+  await expect(faults).toHaveAttribute("data-reasons", "0:0x85");
+  await page.getByRole("button", { name: /Live/ }).click();
+  await expect(faults).toHaveAttribute("data-dropped", "1");
+  await faults.screenshot({ path: "test-results/view-faults.png" });
+  await page.getByRole("tab", { name: "Objects" }).click();
+  const objects = page.locator("[data-view=objects]");
+  await expect(objects).toHaveAttribute("data-edges", /HWPT_NESTED 4>HWPT_PAGING 3:parent/);
+  await objects.screenshot({ path: "test-results/view-objects-nested.png" });
+});
+
+test("the forgotten invalidation shows the stale IOTLB entry", async ({ page }) => {
+  await open(page);
+  await runExample(page, /forgotten invalidation/);
+  await page.getByRole("tab", { name: /IOTLB/ }).click();
+  const iotlb = page.locator("[data-view=iotlb]");
+  await expect(iotlb).toHaveAttribute("data-stale", "1");
+  // the second read (served from the stale entry): the entry is marked, in words
+  await selectDma(page, "0x40000000", 1);
+  await expect(iotlb).toHaveAttribute("data-stale-entry", /^iotlb:\d+\/\d+$/);
+  await expect(iotlb.locator('g.entry[data-stale="true"]')).toContainText("⚠ STALE");
+  await expect(iotlb.locator('g.entry[data-nested="true"]').first()).toBeVisible();
+  await expect(iotlb).toContainText(/STALE: IOTLB .* cached 0x[0-9a-f]+, memory now 0x[0-9a-f]+/);
+  await iotlb.screenshot({ path: "test-results/view-iotlb-stale.png" });
+});
+
+test("the fault-handler example shows the page request messages, the queue and the device-TLB", async ({ page }) => {
+  await open(page);
+  await runExample(page, /fault handler/);
+  await page.getByRole("tab", { name: "Page requests" }).click();
+  const prq = page.locator("[data-view=prq]");
+  await expect(prq).toHaveAttribute("data-groups", "3");
+  await expect(prq).toHaveAttribute("data-kinds", /ats\.request,ats\.completion,pri\.request/);
+  await expect(prq).toHaveAttribute("data-kinds", /prq\.request.*prq\.handle.*iopf\.group.*fault\.read.*fault\.response.*iopf\.response.*prq\.response.*pri\.response/);
+  expect(Number(await prq.getAttribute("data-messages"))).toBeGreaterThan(20);
+  await expect(prq).toHaveAttribute("data-ring-head", "3");
+  await expect(prq).toHaveAttribute("data-ring-tail", "3");
+  await expect(prq).toHaveAttribute("data-overflow", "false");
+  await expect(prq).toHaveAttribute("data-devtlb-entries", "2");
+  // a group is selected from the keyboard, and all its messages are marked
+  await prq.locator("g.group").first().focus();
+  await page.keyboard.press("Enter");
+  await expect(prq).toHaveAttribute("data-selected-group", "G1");
+  await expect(prq.locator("g.msg.selected")).toHaveCount(14);
+  await prq.screenshot({ path: "test-results/view-prq.png" });
+  await page.keyboard.press("Escape");
+  await expect(prq).toHaveAttribute("data-selected-group", "");
+  // back in time, while the two requests wait in the ring
+  await logLine(page, /^read\(/).first().click();
+  await expect(prq).toHaveAttribute("data-ring-tail", "2");
+  await expect(prq).toHaveAttribute("data-devtlb-entries", "0");
 });

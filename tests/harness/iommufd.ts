@@ -64,11 +64,15 @@ export interface Globals {
   hw: {
     iommu: string;
     devices: readonly { name: string; path: string; rid: number; pasidBits: number; pri: boolean; ats: boolean }[];
+    readonly now: number;
     device(pathOrFd: string | number): {
       read(iova: number | bigint, length: number, o?: { pasid?: number }): Promise<Uint8Array>;
       write(iova: number | bigint, bytes: Uint8Array, o?: { pasid?: number }): Promise<void>;
+      pageRequest(req: { iova: number | bigint; pasid?: number; group: number; last: boolean; read: boolean; write: boolean; exec?: boolean; priv?: boolean }): Promise<number | null>;
     };
   };
+  poll(fd: number, timeoutNs?: number): Promise<boolean>;
+  sleep(ns: number): Promise<void>;
 }
 
 /** A fresh machine and its script globals. */

@@ -48,10 +48,13 @@ export function renderIotlb(svg: SVGSVGElement, l: IotlbLayout): void {
       g.append("title");
       return g;
     })
-    .attr("class", (d) => `entry ${d.cache}${d.latest ? " latest" : ""}${d.ghost ? " ghost" : ""}`)
+    .attr("class", (d) => `entry ${d.cache}${d.latest ? " latest" : ""}${d.ghost ? " ghost" : ""}${d.nested ? " nested" : ""}${d.stale ? " stale" : ""}`)
     .attr("transform", (d) => `translate(${d.x},${d.y})`)
     .attr("data-set", (d) => d.set)
-    .attr("data-way", (d) => d.way);
+    .attr("data-way", (d) => d.way)
+    .attr("data-cache", (d) => d.cache)
+    .attr("data-nested", (d) => (d.nested ? "true" : null))
+    .attr("data-stale", (d) => (d.stale ? "true" : null));
   entries.select("rect").attr("width", (d) => d.w).attr("height", (d) => d.h);
   entries.select("title").text((d) => d.title);
   textLines(entries, (d) => d.lines);

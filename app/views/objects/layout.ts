@@ -1,6 +1,7 @@
 /**
  * Object-graph layout: one column per role, left to right in the direction references point
- * (DEVICE → HWPT → IOAS, FAULT and other objects last), objects stacked by ID in each column,
+ * (DEVICE → HWPT_NESTED → HWPT_PAGING → IOAS, FAULT and other objects last: a nested HWPT holds
+ * its nest parent, which holds the IOAS), objects stacked by ID in each column,
  * edges as horizontal links from the holder's right side to the held object's left side. Every
  * object says whether IOMMU_DESTROY would succeed, and if not, what holds it, in words.
  */
@@ -56,9 +57,10 @@ const TOP = 44;
 /** Column of each object type: references point left to right. */
 function column(type: string): number {
   if (type === "DEVICE") return 0;
-  if (type.startsWith("HWPT_")) return 1;
-  if (type === "IOAS") return 2;
-  return 3;
+  if (type === "HWPT_NESTED") return 1;
+  if (type.startsWith("HWPT_")) return 2;
+  if (type === "IOAS") return 3;
+  return 4;
 }
 
 function describe(n: ObjNode): string[] {
@@ -73,8 +75,10 @@ function describe(n: ObjNode): string[] {
       if (!n.type.startsWith("HWPT_")) return [];
       return [
         n.auto ? "automatic domain (attach to IOAS)" : "allocated with IOMMU_HWPT_ALLOC",
+        ...(n.nestParent ? ["◇ nest parent: the second stage (host table) of nested HWPTs"] : []),
+        ...(n.type === "HWPT_NESTED" ? [`◇ first stage: the guest's table${n.dataType ? ` (${n.dataType})` : ""}`] : []),
         ...(n.ioas !== undefined ? [`mirrors IOAS ${n.ioas}`] : []),
-        ...(n.parent !== undefined ? [`nested on HWPT ${n.parent}`] : []),
+        ...(n.parent !== undefined ? [`nested on HWPT ${n.parent} (its second stage)`] : []),
         ...(n.flags ? [`flags ${n.flags}`] : []),
         ...(n.fault !== undefined ? [`faults to FAULT ${n.fault}`] : []),
       ];

@@ -15,7 +15,7 @@
  * published).
  */
 import { formatConst } from "../../../engine/uapi/consts.ts";
-import { iommufd_hwpt_alloc_flags } from "../../../engine/uapi/iommufd.ts";
+import { iommufd_hwpt_alloc_flags, iommu_hwpt_data_type } from "../../../engine/uapi/iommufd.ts";
 import { FdNames } from "../../../engine/trace/format.ts";
 import { CallContext, objKey } from "../common/calls.ts";
 import { indexAtOrBefore, type TraceEvent } from "../common/events.ts";
@@ -40,6 +40,10 @@ export interface ObjNode {
   fault?: number;
   /** HWPT: IOMMU_HWPT_ALLOC flags, as the uAPI names them */
   flags?: string;
+  /** HWPT_PAGING allocated with IOMMU_HWPT_ALLOC_NEST_PARENT: the second stage of nested HWPTs */
+  nestParent?: boolean;
+  /** HWPT_NESTED: the driver data type it was allocated with (IOMMU_HWPT_DATA_VTD_S1) */
+  dataType?: string;
   /** DEVICE: the VFIO cdev it was bound through */
   path?: string;
   /** FAULT: its fd while open, null once closed */
@@ -80,6 +84,7 @@ export interface ObjEdge {
 }
 
 const FAULT_ID_VALID = iommufd_hwpt_alloc_flags.values.find((c) => c.name === "IOMMU_HWPT_FAULT_ID_VALID")!.value;
+const NEST_PARENT = iommufd_hwpt_alloc_flags.values.find((c) => c.name === "IOMMU_HWPT_ALLOC_NEST_PARENT")!.value;
 
 function initState(): ObjectsState {
   return { nodes: new Map(), attachments: new Map(), calls: new CallContext(), fds: new FdNames(), callIoas: null };
@@ -117,6 +122,8 @@ function onCall(s: ObjectsState, e: TraceEvent<"sys.call">): void {
       if (pt?.type === "IOAS") hwpt.ioas = pt.id;
       else if (pt) hwpt.parent = pt.id;
       if (flags) hwpt.flags = formatConst(iommufd_hwpt_alloc_flags, flags);
+      if (flags & NEST_PARENT) hwpt.nestParent = true;
+      if (typeof a.data_type === "number" && a.data_type) hwpt.dataType = formatConst(iommu_hwpt_data_type, a.data_type);
       if (flags & FAULT_ID_VALID && typeof a.fault_id === "number") hwpt.fault = a.fault_id;
       break;
     }

@@ -1,12 +1,15 @@
 /**
  * Walk layout: the IOVA as a 48-bit strip cut into its index fields, a line from each field down
  * to the level box that uses it, and one box per level (PML4 → PDPT → PD → PT) plus the outcome
- * (the page, or the fault). Pure: positions and text only; render.ts draws them.
+ * (the page, or the fault). A nested translation replaces the boxes by the 2D grid of nested.ts
+ * (guest levels × host levels, each cell one memory read, numbered in read order) and a line for
+ * the outcome. Pure: positions and text only; render.ts draws them.
  */
 import { bdf, hex, permText, sizeText } from "../common/events.ts";
 import { px, type TextLine } from "../common/svg.ts";
 import { CHAR_W, wrap } from "../common/text.ts";
 import { LEVEL_NAMES, type LevelRow, type LevelStatus, type WalkOutcome, type WalkState } from "./model.ts";
+import type { CellStatus, GridCell, NestedWalk } from "./nested.ts";
 
 export interface FieldMark {
   key: string;
@@ -26,7 +29,36 @@ export interface LinkMark {
   used: boolean;
 }
 
-export type BoxStatus = LevelStatus | "page" | "page-iotlb" | "outcome-fault" | "interrupt" | "outcome-pending";
+export type BoxStatus = LevelStatus | "page" | "page-iotlb" | "page-devtlb" | "outcome-fault" | "page-request" | "interrupt" | "outcome-pending";
+
+/** One cell of the nested grid: one memory read, or why there was none. */
+export interface CellMark {
+  /** translation seq + row + column: a new walk's cells enter afresh */
+  key: string;
+  row: number;
+  col: number;
+  stage: "s1" | "s2";
+  status: CellStatus;
+  /** read order (1-based; 0: no read), also the entrance order */
+  order: number;
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+  /** the read the walk faulted on */
+  end: boolean;
+  lines: TextLine[];
+  /** the whole cell in words (tooltip, screen readers) */
+  title: string;
+}
+
+export interface GridLayout {
+  /** column heads and row labels */
+  labels: TextLine[];
+  cells: CellMark[];
+  /** the outcome line under the grid */
+  outcome: TextLine[];
+}
 
 export interface BoxMark {
   /** translation seq + level: a new walk's boxes enter afresh */
@@ -53,6 +85,8 @@ export interface WalkLayout {
   fields: FieldMark[];
   links: LinkMark[];
   boxes: BoxMark[];
+  /** the 2D grid of a nested translation (null otherwise) */
+  grid: GridLayout | null;
   /** one sentence for screen readers */
   summary: string;
 }
@@ -72,12 +106,15 @@ export const STATUS_LABEL: Record<BoxStatus, string> = {
   fault: "✖ fault here",
   pwc: "⚡ PWC hit",
   iotlb: "⤼ IOTLB hit",
+  devtlb: "⤼ device-TLB hit",
   large: "— unused",
   pending: "… pending",
   unreached: "· not reached",
   page: "✔ translated",
   "page-iotlb": "✔ from the IOTLB",
+  "page-devtlb": "✔ from the device-TLB",
   "outcome-fault": "✖ DMA fault",
+  "page-request": "? page request",
   interrupt: "↯ MSI",
   "outcome-pending": "… translating",
 };
@@ -86,6 +123,7 @@ export const STATUS_LABEL: Record<BoxStatus, string> = {
 const NOT_READ: Partial<Record<LevelStatus, string>> = {
   pwc: "entry cached in the PWC: not read",
   iotlb: "the IOTLB has the translation: not read",
+  devtlb: "the device-TLB has the translation: the IOMMU was not asked",
   large: "below a large page: not used",
   pending: "not read yet",
   unreached: "not reached",
@@ -109,9 +147,19 @@ function outcomeLines(o: WalkOutcome, reads: number | undefined, chars: number):
   switch (o.kind) {
     case "page":
       return {
-        status: o.from === "iotlb" ? "page-iotlb" : "page",
+        status: o.from === "iotlb" ? "page-iotlb" : o.from === "devtlb" ? "page-devtlb" : "page",
         title: "page",
-        lines: [`PA ${hex(o.pa)}`, `${sizeText(o.size)} page`, `perm ${permText(o.perm)}`, o.from === "iotlb" ? "no table read" : `${reads ?? "?"} memory reads`],
+        lines: [`PA ${hex(o.pa)}`, `${sizeText(o.size)} page`, `perm ${permText(o.perm)}`, o.from === "walk" ? `${reads ?? "?"} memory reads` : "no table read"],
+      };
+    case "page-request":
+      return {
+        status: "page-request",
+        title: "no access",
+        lines: [
+          ...wrap("ATS completion R=W=0: nothing recorded, the device asks for the page", chars, 3),
+          o.group !== null ? `page request PRGI ${o.group}` : "no page request",
+          o.response ? `response: ${o.response.name}` : o.group !== null ? "waiting for the response" : "",
+        ].filter(Boolean),
       };
     case "fault":
       return {
@@ -126,13 +174,112 @@ function outcomeLines(o: WalkOutcome, reads: number | undefined, chars: number):
   }
 }
 
+/** Icon and words of each grid cell status: never colour alone. */
+export const CELL_LABEL: Record<CellStatus, string> = {
+  read: "↓ read",
+  leaf: "■ leaf",
+  fault: "✖ fault",
+  fspwc: "⚡ skipped (cache hit)",
+  pwc: "⚡ skipped (cache hit)",
+  iotlb: "⤼ skipped (cache hit)",
+  large: "— not needed",
+  pending: "… pending",
+  unreached: "· not reached",
+};
+
+/** What a cell without a read says: why there was none (which cache answered, or what else). */
+const CELL_LINES: Partial<Record<CellStatus, string[]>> = {
+  fspwc: ["⚡ skipped", "(cache hit)", "first-stage PWC"],
+  pwc: ["⚡ skipped", "(cache hit)", "second-stage PWC"],
+  iotlb: ["⤼ skipped", "(cache hit)", "IOTLB"],
+  large: ["— not needed", "below a large page"],
+  pending: ["… pending", "not read yet"],
+  unreached: ["· not reached", "the walk ended"],
+};
+
+const HOST_NAMES: Record<number, string> = { 5: "PML5", 4: "PML4", 3: "PDPT", 2: "PD", 1: "PT" };
+const GRID_LABEL_W = 132;
+const CELL_GAP = 6;
+const CELL_LINE_H = 14;
+
+function cellLines(c: GridCell, chars: number, fault: NestedWalk["fault"]): string[] {
+  const out: string[] = [];
+  const r = c.reads[c.reads.length - 1];
+  if (r) {
+    const nums = c.reads.map((x) => `#${x.n}`).join(" ");
+    out.push(`${nums} ${CELL_LABEL[c.status]}${c.status === "fault" && fault ? ` 0x${fault.reason.toString(16)}` : ""}`);
+    out.push(`table ${hex(r.step.table)}`, `index ${r.step.index}`, `entry ${hex(r.step.entry)}`, `bits ${r.step.bits}${r.step.ad ? ` +${r.step.ad}` : ""}`);
+    if (c.status === "fault" && fault) out.push(...wrap(fault.name, chars, 2));
+  } else {
+    out.push(...(CELL_LINES[c.status] ?? [CELL_LABEL[c.status]]));
+    if (c.index !== null) out.push(`index ${c.index}`);
+  }
+  return out.flatMap((t) => (t.length > chars ? wrap(t, chars) : [t]));
+}
+
+function cellTitle(c: GridCell, rowName: string, fault: NestedWalk["fault"]): string {
+  const where = c.stage === "s1" ? `guest ${rowName} entry (first stage, level ${c.row})` : `host ${HOST_NAMES[c.col]} entry (second stage) for the ${rowName}${c.row ? "'s GPA" : ""}`;
+  const r = c.reads[c.reads.length - 1];
+  if (!r) return `${where}: ${(CELL_LINES[c.status] ?? [CELL_LABEL[c.status]]).join(" ")}`;
+  return `read #${c.reads.map((x) => x.n).join(", #")}: ${where}, table ${hex(r.step.table)} index ${r.step.index}, entry ${hex(r.step.entry, 16)} (${r.step.bits})${c.status === "fault" && fault ? `: fault 0x${fault.reason.toString(16)} ${fault.name}` : ""}`;
+}
+
+/** The nested grid under the header, from y = `top`. Returns the grid and its bottom. */
+function layoutGrid(n: NestedWalk, key: string, width: number, top: number): { grid: GridLayout; bottom: number; text: string } {
+  const cols = n.ssLevels + 1;
+  const cellW = Math.max(118, (width - 2 * M - GRID_LABEL_W - (cols - 1) * CELL_GAP) / cols);
+  const chars = Math.floor((cellW - 12) / CHAR_W);
+  const labels: TextLine[] = [];
+  const colX = (i: number) => px(M + GRID_LABEL_W + i * (cellW + CELL_GAP));
+  for (let i = 0; i < cols; i++) {
+    const head = i < n.ssLevels ? `host ${HOST_NAMES[n.ssLevels - i]} (s2)` : "guest entry (s1)";
+    labels.push({ key: `col${i}`, x: px(colX(i) + cellW / 2), y: top + 12, text: head, anchor: "middle", cls: "dim" });
+  }
+  const cellLists = n.rows.map((row) => row.cells.map((c) => cellLines(c, chars, n.fault)));
+  const maxLines = Math.max(4, ...cellLists.flat().map((l) => l.length));
+  const cellH = 10 + maxLines * CELL_LINE_H;
+  const cells: CellMark[] = [];
+  let y = top + 22;
+  n.rows.forEach((row, ri) => {
+    const rowLines = [
+      row.fsLevel ? `guest ${row.name}` : "final GPA",
+      row.fsLevel ? `(s1 level ${row.fsLevel})` : "(the data page)",
+      row.gpa !== null ? `GPA ${hex(row.gpa)}` : "GPA not fetched",
+    ];
+    rowLines.forEach((text, i) => labels.push({ key: `row${row.fsLevel}:${i}`, x: M, y: y + 16 + i * CELL_LINE_H, text, cls: i ? "dim" : undefined }));
+    row.cells.forEach((c, ci) => {
+      const lines = cellLists[ri][ci];
+      const order = c.reads.length ? c.reads[0].n : 0;
+      cells.push({
+        key: `${key}:${c.row}:${c.col}`, row: c.row, col: c.col, stage: c.stage, status: c.status, order,
+        x: colX(ci), y, w: px(cellW), h: cellH, end: c.status === "fault", title: cellTitle(c, row.name, n.fault),
+        lines: lines.map((text, i) => ({ key: `l${i}`, x: 6, y: 16 + i * CELL_LINE_H, text, cls: i === 0 ? `st st-${c.status}` : undefined })),
+      });
+    });
+    y += cellH + CELL_GAP;
+  });
+  const reads = n.reads.length;
+  let text: string;
+  if (n.fault) {
+    const at = n.fault.row === null ? "before any table read" : n.fault.col === 0 ? `on the guest ${FS_NAME[n.fault.row] ?? ""} entry (first stage)` : `on the host ${HOST_NAMES[n.fault.col ?? 0]} entry (second stage) for the ${n.fault.row ? `guest ${FS_NAME[n.fault.row]}` : "final GPA"}`;
+    text = `✖ fault 0x${n.fault.reason.toString(16)} ${n.fault.name}, ${at} · ${reads} memory read${reads === 1 ? "" : "s"}`;
+  } else if (n.done) {
+    const sizes = n.done.fsSize !== null && n.done.ssSize !== null ? ` = min(guest ${sizeText(n.done.fsSize)}, host ${sizeText(n.done.ssSize)})` : "";
+    text = `✔ ${n.done.gpa !== null ? `GPA ${hex(n.done.gpa)} → ` : ""}HPA ${hex(n.done.pa)} · cached as ${sizeText(n.done.size)}${sizes} · ${reads} memory read${reads === 1 ? "" : "s"} of ${(n.fsLevels + 1) * n.ssLevels + n.fsLevels} for a cold walk`;
+  } else text = `… ${reads} memory read${reads === 1 ? "" : "s"} so far`;
+  const outcome: TextLine[] = [{ key: "outcome", x: M, y: y + 14, text, cls: n.fault ? "err" : n.done ? "ok" : "dim" }];
+  return { grid: { labels, cells, outcome }, bottom: y + 22, text };
+}
+
+const FS_NAME: Record<number, string> = { 5: "PML5", 4: "PML4", 3: "PDPT", 2: "PD", 1: "PT" };
+
 /** The walk view's marks for a state and an available width. */
 export function layoutWalk(s: WalkState, size: { width: number }): WalkLayout {
   const width = Math.max(size.width, 2 * M + 5 * MIN_BOX_W + 4 * GAP);
   const req = s.request;
   if (!req || s.iova === null) {
     return {
-      width, height: 60, key: "", fields: [], links: [], boxes: [],
+      width, height: 60, key: "", fields: [], links: [], boxes: [], grid: null,
       header: [{ key: "empty", x: M, y: 28, text: "No DMA yet: a device read or write shows its page-table walk here.", cls: "dim" }],
       summary: "No DMA yet.",
     };
@@ -164,11 +311,26 @@ export function layoutWalk(s: WalkState, size: { width: number }): WalkLayout {
   const ctxChain = t?.ctx.map((c) => `${c.what}[${c.index}]`).join(" → ");
   const story = [cacheText("context", t?.ctxCache ?? null), cacheText("PASID", t?.pasidCache ?? null), ctxChain ? `read ${ctxChain}` : null].filter(Boolean).join(" · ");
   const iotlb = t?.iotlb;
-  const iotlbText = !iotlb ? (s.inProgress ? "IOTLB: not looked up yet" : "IOTLB: not looked up")
+  const nested = s.nested;
+  const iotlbText = t?.devtlb?.hit ? `device-TLB hit (ATS): ${sizeText(t.devtlb.size ?? 4096)} page, the IOMMU was not asked`
+    : !iotlb ? (s.inProgress ? "IOTLB: not looked up yet" : "IOTLB: not looked up")
     : iotlb.hit ? `IOTLB hit (set ${iotlb.set}, way ${iotlb.way}): ${sizeText(iotlb.size)} page ${hex(iotlb.page)}, the walk was skipped`
+    : nested ? `IOTLB miss (set ${iotlb.set}): nested walk, the guest's table (first stage) through the host's (second stage)`
     : `IOTLB miss (set ${iotlb.set}): walk the second-stage table`;
-  header.push({ key: "ctx", x: M, y: 126, text: story || "context: no lookup yet", cls: "dim" });
-  header.push({ key: "iotlb", x: M, y: 146, text: iotlbText, cls: iotlb ? (iotlb.hit ? "hit" : "miss") : "dim" });
+  const ats = t?.ats ? ` · ATS translation request${t.atsDone ? ` → ${t.atsDone.status === "UR" ? "Unsupported Request" : t.atsDone.perm ? `granted ${permText(t.atsDone.perm)}` : "no access"}` : ""}` : "";
+  header.push({ key: "ctx", x: M, y: 126, text: (story || "context: no lookup yet") + ats, cls: "dim" });
+  header.push({ key: "iotlb", x: M, y: 146, text: iotlbText, cls: iotlb || t?.devtlb?.hit ? (iotlb?.hit || t?.devtlb?.hit ? "hit" : "miss") : "dim" });
+  if (nested && t) {
+    const fs = t.fspwc;
+    const hit = nested.fspwcHit;
+    const fsText = !fs.length ? (iotlb?.hit ? "first-stage PWC: not needed" : "first-stage PWC: not looked up")
+      : hit ? `first-stage PWC hit at ${FS_NAME[hit.level]}E: next table at HPA ${hex(hit.table ?? 0)} (GPA ${hex(hit.tableGpa ?? 0)}) — every read above it skipped`
+      : `first-stage PWC miss (${fs.map((p) => `${FS_NAME[p.level]}E`).join(", ")})`;
+    header.push({ key: "fspwc", x: M, y: 164, text: fsText, cls: hit ? "hit" : fs.length ? "miss" : "dim" });
+    const g = layoutGrid(nested, key, width, 176);
+    const summary = `${header[0].text}. Nested walk. ${iotlbText}. ${fsText}. ${nested.reads.length} memory reads in order: ${nested.reads.map((r) => (r.step.stage === "s2" ? `host ${HOST_NAMES[r.step.level]} for guest ${r.step.fsLevel ? FS_NAME[r.step.fsLevel] : "page"}` : `guest ${FS_NAME[r.step.level]}`)).join(", ")}. ${g.text}`;
+    return { width, height: g.bottom + M, key, header, fields, links: [], boxes: [], grid: g.grid, summary };
+  }
 
   const boxW = (width - 2 * M - 4 * GAP) / 5;
   const chars = Math.floor((boxW - 16) / CHAR_W);
@@ -217,5 +379,5 @@ export function layoutWalk(s: WalkState, size: { width: number }): WalkLayout {
 
   const reads = t?.levels.length ?? 0;
   const summary = `${header[0].text}. ${iotlbText}. ${reads ? `${reads} table level${reads > 1 ? "s" : ""} read: ${s.levels.filter((r) => r.step).map((r) => `${r.name} index ${r.index}`).join(", ")}. ` : ""}${s.outcome?.kind === "fault" ? `Fault 0x${s.outcome.reason.toString(16)}: ${s.outcome.name}.` : s.outcome?.kind === "page" ? `Page at ${hex(s.outcome.pa)}.` : ""}`;
-  return { width, height: BOX_Y + boxH + M, key, header, fields, links, boxes, summary };
+  return { width, height: BOX_Y + boxH + M, key, header, fields, links, boxes, grid: null, summary };
 }

@@ -32,6 +32,12 @@ function map(iova, length, opts) {
 `;
 
 /**
+ * The same prologue with vfio1, a device without ATS: every DMA is translated by the IOMMU, so
+ * the IOMMU's caches see the repeat accesses (vfio0 would serve them from its own device-TLB).
+ */
+export const PROLOGUE_NO_ATS = PROLOGUE.replace("/dev/vfio/devices/vfio0", "/dev/vfio/devices/vfio1").replace("vfio0 bound", "vfio1 bound");
+
+/**
  * An SVG (or HTML) tree as stable text for a snapshot: one tag per line, and the ids a render
  * generates (those matching `generated`) renumbered in order of appearance with the references
  * to them, as Plot's test harness does.

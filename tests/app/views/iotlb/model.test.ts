@@ -3,9 +3,9 @@ import { describe, expect, it } from "vitest";
 import { createIotlbModel, geometryOf } from "../../../../app/views/iotlb/model.ts";
 import { layoutIotlb } from "../../../../app/views/iotlb/layout.ts";
 import { indexAtOrBefore } from "../../../../app/views/common/events.ts";
-import { PROLOGUE, seqOf, trace } from "../helpers.ts";
+import { PROLOGUE_NO_ATS, seqOf, trace } from "../helpers.ts";
 
-const SCRIPT = `${PROLOGUE}
+const SCRIPT = `${PROLOGUE_NO_ATS}
 map(0x100000, 0x4000);
 ioctl(vfio, VFIO_DEVICE_ATTACH_IOMMUFD_PT, { pt_id: ioas });
 const d = hw.device(vfio);
@@ -69,7 +69,7 @@ describe("iotlb model", () => {
 
   it("keeps checkpoints correct over a long trace", async () => {
     // many DMAs over more pages than the IOTLB holds: evictions, hits and misses mixed
-    const events = await trace(`${PROLOGUE}
+    const events = await trace(`${PROLOGUE_NO_ATS}
 map(0x100000, 0x80000);
 ioctl(vfio, VFIO_DEVICE_ATTACH_IOMMUFD_PT, { pt_id: ioas });
 const d = hw.device(vfio);

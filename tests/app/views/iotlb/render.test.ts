@@ -5,11 +5,11 @@ import { indexAtOrBefore } from "../../../../app/views/common/events.ts";
 import { createIotlbModel, geometryOf } from "../../../../app/views/iotlb/model.ts";
 import { layoutIotlb } from "../../../../app/views/iotlb/layout.ts";
 import { renderIotlb } from "../../../../app/views/iotlb/render.ts";
-import { PROLOGUE, seqOf, snapshotText, trace } from "../helpers.ts";
+import { PROLOGUE_NO_ATS, seqOf, snapshotText, trace } from "../helpers.ts";
 
 it("renders the caches", async () => {
   const knobs = { iotlbSets: 2, iotlbWays: 2, pwcEntries: 2 };
-  const events = await trace(`${PROLOGUE}
+  const events = await trace(`${PROLOGUE_NO_ATS}
 map(0x100000, 0x4000);
 ioctl(vfio, VFIO_DEVICE_ATTACH_IOMMUFD_PT, { pt_id: ioas });
 const d = hw.device(vfio);

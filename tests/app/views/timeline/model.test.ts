@@ -4,9 +4,9 @@ import { BINS, LANES, nearestIndex, TimelineModel } from "../../../../app/views/
 import { layoutPlayhead, layoutTimeline } from "../../../../app/views/timeline/layout.ts";
 import { playFrom, step } from "../../../../app/views/timeline/playback.ts";
 import type { TraceEvent } from "../../../../engine/trace/events.ts";
-import { PROLOGUE, trace } from "../helpers.ts";
+import { PROLOGUE_NO_ATS, trace } from "../helpers.ts";
 
-const SCRIPT = `${PROLOGUE}
+const SCRIPT = `${PROLOGUE_NO_ATS}
 map(0x100000, 0x4000);
 ioctl(vfio, VFIO_DEVICE_ATTACH_IOMMUFD_PT, { pt_id: ioas });
 const d = hw.device(vfio);

@@ -4,10 +4,10 @@ import { expect, it } from "vitest";
 import { TimelineModel } from "../../../../app/views/timeline/model.ts";
 import { layoutPlayhead, layoutTimeline } from "../../../../app/views/timeline/layout.ts";
 import { renderPlayhead, renderTimeline } from "../../../../app/views/timeline/render.ts";
-import { PROLOGUE, snapshotText, trace } from "../helpers.ts";
+import { PROLOGUE_NO_ATS, snapshotText, trace } from "../helpers.ts";
 
 it("renders the timeline", async () => {
-  const events = await trace(`${PROLOGUE}
+  const events = await trace(`${PROLOGUE_NO_ATS}
 map(0x100000, 0x2000);
 ioctl(vfio, VFIO_DEVICE_ATTACH_IOMMUFD_PT, { pt_id: ioas });
 await hw.device(vfio).read(0x100000, 0x2000);

@@ -2,9 +2,9 @@
 import { describe, expect, it } from "vitest";
 import { createWalkModel, iovaFields, levelIndexAttr } from "../../../../app/views/walk/model.ts";
 import { layoutWalk } from "../../../../app/views/walk/layout.ts";
-import { PROLOGUE, seqOf, trace } from "../helpers.ts";
+import { PROLOGUE_NO_ATS, seqOf, trace } from "../helpers.ts";
 
-const SCRIPT = `${PROLOGUE}
+const SCRIPT = `${PROLOGUE_NO_ATS}
 map(0x40201000, 0x4000);
 map(0x80000000, 0x400000, { align: 2 * 1024 * 1024 });
 ioctl(vfio, VFIO_DEVICE_ATTACH_IOMMUFD_PT, { pt_id: ioas });
