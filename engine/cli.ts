@@ -9,20 +9,15 @@
  */
 import { readFileSync } from "node:fs";
 import { transformSync } from "esbuild";
-import { Session, runScript } from "./script/runtime.ts";
+import { Worker } from "node:worker_threads";
 import { MODELS } from "./hw/index.ts";
-import { FdNames, formatEvent } from "./trace/format.ts";
-import { lineMapFromSourceMap } from "./script/sourcemap.ts";
-import type { TraceEvent } from "./trace/events.ts";
+import type { CliJob, CliMessage } from "./cli-worker.ts";
 
-const USAGE = `usage: npm run --silent cli -- run FILE [--machine NAME] [--json]
-  FILE            a script (.js or .ts) written against the script API
-  --machine NAME  IOMMU model: ${Object.keys(MODELS).join(", ")} (default vtd)
-  --json          print every engine event as one JSON object per line`;
-
-function jsonLine(e: TraceEvent): string {
-  return JSON.stringify(e, (_k, v) => (typeof v === "bigint" ? "0x" + v.toString(16) : v));
-}
+const USAGE = `usage: npm run --silent cli -- run FILE [--machine NAME] [--json] [--timeout SECONDS]
+  FILE              a script (.js or .ts) written against the script API
+  --machine NAME    IOMMU model: ${Object.keys(MODELS).join(", ")} (default vtd)
+  --json            print every engine event as one JSON object per line
+  --timeout SECONDS stop a script that runs longer than this (default 60; a runaway loop)`;
 
 async function main(argv: string[]): Promise<number> {
   const args = argv.slice();
@@ -34,9 +29,18 @@ async function main(argv: string[]): Promise<number> {
   let file: string | undefined;
   let machine = "vtd";
   let json = false;
+  let timeout = 60;
   while (args.length) {
     const a = args.shift()!;
     if (a === "--json") json = true;
+    else if (a === "--timeout") {
+      const t = Number(args.shift());
+      if (!(t > 0)) {
+        process.stderr.write(`--timeout needs a number of seconds\n${USAGE}\n`);
+        return 2;
+      }
+      timeout = t;
+    }
     else if (a === "--machine") {
       const m = args.shift();
       if (!m || !(m in MODELS)) {
@@ -65,44 +69,51 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   let code = source;
-  let mapLine: ((l: number) => number) | undefined;
+  let mappings: string | undefined;
   if (/\.[cm]?ts$/.test(file)) {
     try {
       const out = transformSync(source, { loader: "ts", sourcemap: "external", sourcefile: file, format: "esm", target: "es2022" });
       code = out.code;
-      mapLine = lineMapFromSourceMap(JSON.parse(out.map));
+      mappings = (JSON.parse(out.map) as { mappings: string }).mappings;
     } catch (e) {
       const m = /:(\d+):(\d+):/.exec((e as Error).message);
       process.stderr.write(`${file}${m ? `:${m[1]}` : ""}: ${(e as Error).message.split("\n").slice(0, 3).join(" ")}\n`);
       return 1;
     }
   }
-  const fds = new FdNames();
-  const out: string[] = [];
-  const flush = () => {
-    if (out.length) process.stdout.write(out.join("\n") + "\n");
-    out.length = 0;
-  };
-  const sink = json
-    ? (e: TraceEvent) => {
-        out.push(jsonLine(e));
-        if (out.length > 512) flush();
+  // The engine runs in a worker thread so a runaway script can be stopped (and the file is untouched).
+  const job: CliJob = { code, mappings, machine, json, file };
+  const worker = new Worker(new URL("./cli-thread.mjs", import.meta.url), { workerData: job });
+  return await new Promise<number>((resolve) => {
+    let settled = false;
+    const finish = (code: number) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      void worker.terminate().then(() => resolve(code));
+    };
+    const timer = setTimeout(() => {
+      process.stderr.write(`${file}: stopped after ${timeout} s: the script did not finish (a runaway loop?). Use --timeout to allow longer.\n`);
+      finish(1);
+    }, timeout * 1000);
+    worker.on("message", (m: CliMessage) => {
+      if (m.type === "out") {
+        process.stdout.write(m.text);
+        return;
       }
-    : (e: TraceEvent) => {
-        fds.observe(e);
-        const line = formatEvent(e, fds.paths);
-        if (line !== null) out.push(line);
-        if (out.length > 512) flush();
-      };
-  const session = new Session({ iommu: machine }, sink);
-  const result = await runScript(session, code, { name: file, console: () => {}, mapLine });
-  flush();
-  if (!result.ok) {
-    const e = result.error!;
-    process.stderr.write(`${file}${e.line ? `:${e.line}` : ""}: ${e.engineBug ? "" : "uncaught "}${e.name}: ${e.message}\n`);
-    return 1;
-  }
-  return 0;
+      const r = m.result;
+      if (!r.ok) {
+        const e = r.error!;
+        process.stderr.write(`${file}${e.line ? `:${e.line}` : ""}: ${e.engineBug ? "" : "uncaught "}${e.name}: ${e.message}\n`);
+        finish(1);
+      } else finish(0);
+    });
+    worker.on("error", (e) => {
+      process.stderr.write(`internal error in the engine thread: ${e.stack ?? e}\n`);
+      finish(1);
+    });
+    worker.on("exit", () => finish(1));
+  });
 }
 
 main(process.argv.slice(2)).then(

@@ -93,3 +93,13 @@ describe("cli", () => {
     expect(r.err).toContain("SyntaxError");
   });
 });
+
+describe("cli runaway scripts", () => {
+  it("stops a script that never ends, after --timeout, keeping what it printed", () => {
+    const p = script("runaway.js", 'console.log("before the loop");\nlet i = 0;\nwhile (true) { i++; }\n');
+    const r = cli("run", p, "--timeout", "1");
+    expect(r.code).toBe(1);
+    expect(r.out).toContain("before the loop");
+    expect(r.err).toContain(`${p}: stopped after 1 s`);
+  });
+});
