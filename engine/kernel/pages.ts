@@ -23,9 +23,9 @@ import type { Trace } from "../trace/events.ts";
 export type AccountMode = "none" | "user" | "mm";
 
 export class IoptPages {
-  /** pfn of each pinned page (valid where pinCount > 0) */
-  readonly pfns: Uint32Array;
-  readonly pinCount: Uint16Array;
+  /** pfn of each pinned page (valid where pinCount > 0); allocated at the first pin */
+  private pfnArr: Uint32Array | null = null;
+  private pinArr: Uint16Array | null = null;
   /** pages currently pinned */
   npinned = 0;
   /** references from areas */
@@ -40,49 +40,61 @@ export class IoptPages {
     readonly writable: boolean,
     readonly accountMode: AccountMode,
     private readonly owner: { mm: Mm; user: User; creds: Creds; trace: Trace },
-  ) {
-    this.pfns = new Uint32Array(npages);
-    this.pinCount = new Uint16Array(npages);
+  ) {}
+
+  /** A mapping that is never pinned (an IOAS without domains) costs no per-page memory. */
+  get pfns(): Uint32Array {
+    return (this.pfnArr ??= new Uint32Array(this.npages));
+  }
+  get pinCount(): Uint16Array {
+    return (this.pinArr ??= new Uint16Array(this.npages));
   }
 
   /**
    * Pin pages [first, first + n). Pages already pinned only get their count raised. On failure
-   * nothing new stays pinned. (pfn_reader_user_pin / iopt_pages_fill_xarray)
+   * nothing new stays pinned. (pfn_reader_user_pin / iopt_pages_fill_xarray: pin, then charge.)
    */
   pin(first: number, n: number): Rc {
-    const newly: number[] = [];
-    for (let i = first; i < first + n; i++) if (!this.pinCount[i]) newly.push(i);
-    if (newly.length) {
+    const pinCount = this.pinCount;
+    let newly = 0;
+    for (let i = first; i < first + n; i++) if (!pinCount[i]) newly++;
+    if (newly) {
       const { mm } = this.owner;
       if (this.source.kind === "user") {
+        // pin_user_pages_fast: every page must be mapped
         const base = this.source.uptr;
-        // pin_user_pages_fast over runs of not-yet-pinned pages
-        for (const i of newly) {
+        for (let i = first; i < first + n; ) {
           const addr = base + i * PAGE_SIZE;
           const v = mm.findVma(addr);
           if (!v) return err("EFAULT", "pfn_reader_user_pin", `user page 0x${addr.toString(16)} is not mapped`);
+          i = Math.floor((v.start + v.length - base) / PAGE_SIZE); // skip to the end of this VMA
         }
-        for (const i of newly) this.pfns[i] = mm.pfnAt(base + i * PAGE_SIZE);
       } else {
         const { file, start } = this.source;
         if (!file) return err("EINVAL", "memfd_pin_folios", "the fd is not a shmem or hugetlbfs memfd");
-        const firstPage = Math.floor(start / PAGE_SIZE);
         // memfd_pin_folios → memfd_alloc_folio → shmem_read_folio (SGP_CACHE): shmem_get_folio_gfp
         // refuses an index at or beyond i_size with -EINVAL (mm/shmem.c); the selftest
         // iommufd_mock_domain.basic (file variant) expects EINVAL after ftruncate(mfd, 0).
-        for (const i of newly) {
-          if ((firstPage + i) * PAGE_SIZE >= file.size)
-            return err("EINVAL", "shmem_get_folio_gfp", `offset 0x${((firstPage + i) * PAGE_SIZE).toString(16)} is beyond the end of memfd "${file.name}" (${file.size} bytes)`);
+        const lastOffset = (Math.floor(start / PAGE_SIZE) + first + n - 1) * PAGE_SIZE;
+        if (lastOffset >= file.size) {
+          const bad = Math.max(Math.ceil(file.size / PAGE_SIZE) * PAGE_SIZE, (Math.floor(start / PAGE_SIZE) + first) * PAGE_SIZE);
+          return err("EINVAL", "shmem_get_folio_gfp", `offset 0x${bad.toString(16)} is beyond the end of memfd "${file.name}" (${file.size} bytes)`);
         }
-        for (const i of newly) this.pfns[i] = file.pfn(mm.mem, firstPage + i);
       }
-      const rc = this.account(newly.length);
+      const rc = this.account(newly);
       if (rc) return rc;
+      const pfns = this.pfns;
+      if (this.source.kind === "user") {
+        const base = this.source.uptr;
+        for (let i = first; i < first + n; i++) if (!pinCount[i]) pfns[i] = mm.pfnAt(base + i * PAGE_SIZE);
+      } else {
+        const firstPage = Math.floor(this.source.start / PAGE_SIZE);
+        for (let i = first; i < first + n; i++) if (!pinCount[i]) pfns[i] = this.source.file!.pfn(mm.mem, firstPage + i);
+      }
     }
-    for (let i = first; i < first + n; i++) this.pinCount[i]++;
-    this.npinned += newly.length;
-    if (newly.length && this.owner.trace.on)
-      this.owner.trace.emit("iommufd.pages.pin", { npages: newly.length, locked_vm: this.lockedVm() });
+    for (let i = first; i < first + n; i++) pinCount[i]++;
+    this.npinned += newly;
+    if (newly && this.owner.trace.on) this.owner.trace.emit("iommufd.pages.pin", { npages: newly, locked_vm: this.lockedVm() });
     return 0;
   }
 

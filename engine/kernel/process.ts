@@ -35,6 +35,36 @@ export class MemFile {
   }
 }
 
+/**
+ * The pfn of each page of a VMA, 0 until it is faulted in, stored in 2 MiB chunks made on first
+ * touch: a 1 TiB mmap costs nothing until pages are used (as with real anonymous memory).
+ */
+export class PfnStore {
+  private readonly chunks = new Map<number, Uint32Array>();
+  private static readonly CHUNK = HPAGE_SIZE / PAGE_SIZE;
+  constructor(readonly npages: number) {}
+  get(i: number): number {
+    return this.chunks.get(Math.floor(i / PfnStore.CHUNK))?.[i % PfnStore.CHUNK] ?? 0;
+  }
+  set(i: number, pfn: number): void {
+    const c = Math.floor(i / PfnStore.CHUNK);
+    let chunk = this.chunks.get(c);
+    if (!chunk) this.chunks.set(c, (chunk = new Uint32Array(PfnStore.CHUNK)));
+    chunk[i % PfnStore.CHUNK] = pfn;
+  }
+  /** The pages [first, first + n) as a new store (for munmap of part of a VMA). */
+  slice(first: number, n: number): PfnStore {
+    const out = new PfnStore(n);
+    for (const [c, chunk] of this.chunks) {
+      for (let j = 0; j < chunk.length; j++) {
+        const i = c * PfnStore.CHUNK + j;
+        if (chunk[j] && i >= first && i < first + n) out.set(i - first, chunk[j]);
+      }
+    }
+    return out;
+  }
+}
+
 /** A virtual memory area: one mmap. */
 export interface Vma {
   start: number;
@@ -45,7 +75,7 @@ export interface Vma {
   /** 2 MiB-aligned chunks are backed by 2 MiB folios */
   thp: boolean;
   /** page index → pfn, 0 when not faulted in yet (anonymous only) */
-  pfns: Uint32Array | null;
+  pfns: PfnStore | null;
 }
 
 export class Mm {
@@ -78,7 +108,7 @@ export class Mm {
     const vma: Vma = {
       start, length: len, file: opts.file ?? null, fileOffset: offset,
       thp: !opts.file && align >= HPAGE_SIZE,
-      pfns: opts.file ? null : new Uint32Array(len / PAGE_SIZE),
+      pfns: opts.file ? null : new PfnStore(len / PAGE_SIZE),
     };
     this.insert(vma);
     return start;
@@ -139,17 +169,19 @@ export class Mm {
     const index = Math.floor((addr - v.start) / PAGE_SIZE);
     if (v.file) return v.file.pfn(this.mem, (v.fileOffset / PAGE_SIZE) + index);
     const pfns = v.pfns!;
-    if (pfns[index]) return pfns[index];
+    const have = pfns.get(index);
+    if (have) return have;
     // A 2 MiB-aligned chunk fully inside a THP VMA is faulted in as one folio.
     const chunk = Math.floor(addr / HPAGE_SIZE) * HPAGE_SIZE;
     if (v.thp && chunk >= v.start && chunk + HPAGE_SIZE <= v.start + v.length) {
       const base = this.mem.allocUserFolio();
       const first = (chunk - v.start) / PAGE_SIZE;
-      for (let i = 0; i < HPAGE_SIZE / PAGE_SIZE; i++) pfns[first + i] = base + i;
-      return pfns[index];
+      for (let i = 0; i < HPAGE_SIZE / PAGE_SIZE; i++) pfns.set(first + i, base + i);
+      return pfns.get(index);
     }
-    pfns[index] = this.mem.allocUserPage();
-    return pfns[index];
+    const pfn = this.mem.allocUserPage();
+    pfns.set(index, pfn);
+    return pfn;
   }
 
   /** Is [addr, addr + length) entirely mapped? */

@@ -33,7 +33,9 @@ export function toInteger(v: unknown, what: string, f?: Pick<Field, "elemSize" |
   let x: bigint;
   if (typeof v === "bigint") x = v;
   else if (typeof v === "number") {
-    if (!Number.isSafeInteger(v)) throw new ScriptError(`${what}: ${v} is not an exact integer (use a bigint for values of 2^53 and above)`);
+    if (!Number.isInteger(v)) throw new ScriptError(`${what}: ${v} is not an integer`);
+    if (!Number.isSafeInteger(v))
+      throw new ScriptError(`${what}: ${v} is beyond 2^53, where a number may already have been rounded: pass a bigint (e.g. ${BigInt(v)}n)`);
     x = BigInt(v);
   } else if (typeof v === "boolean") x = v ? 1n : 0n;
   else throw new ScriptError(`${what}: expected a number or bigint, got ${v === null ? "null" : typeof v}`);

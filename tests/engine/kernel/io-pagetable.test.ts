@@ -74,3 +74,27 @@ describe("IoPagetable", () => {
     expect(isErr(c) && c.name).toBe("EINVAL");
   });
 });
+
+describe("large mappings cost what they touch", () => {
+  it("maps 1 TiB into an IOAS without a domain without pinning or allocating per page, and refuses to pin it past RLIMIT_MEMLOCK", async () => {
+    const { Session, createGlobals } = await import("../../../engine/script/runtime.ts");
+    const s = new Session({});
+    const g = createGlobals(s, { console: () => {}, lineOf: () => undefined }) as Record<string, any>;
+    const fd = g.open("/dev/iommu");
+    const ioas = g.ioctl(fd, g.IOMMU_IOAS_ALLOC, {}).out_ioas_id;
+    const TiB = 2 ** 40;
+    const buf = g.mmap(TiB);
+    g.ioctl(fd, g.IOMMU_IOAS_MAP, { flags: g.IOMMU_IOAS_MAP_FIXED_IOVA | g.IOMMU_IOAS_MAP_READABLE, ioas_id: ioas, user_va: buf, length: TiB, iova: 2 ** 41 });
+    expect(s.kernel.mm.lockedVm + s.kernel.user.lockedVm).toBe(0);
+    const dev = g.open("/dev/vfio/devices/vfio1");
+    g.ioctl(dev, g.VFIO_DEVICE_BIND_IOMMUFD, { iommufd: fd });
+    let code = "";
+    try {
+      g.ioctl(dev, g.VFIO_DEVICE_ATTACH_IOMMUFD_PT, { pt_id: ioas });
+    } catch (e) {
+      code = (e as { code: string }).code;
+    }
+    expect(code).toBe("ENOMEM"); // 1 TiB > the 64 GiB RLIMIT_MEMLOCK: refused before anything is mapped
+    expect(s.kernel.user.lockedVm).toBe(0);
+  });
+});
