@@ -13,6 +13,9 @@ export interface Size {
   height: number;
 }
 
+/** Minimum interval between redraws caused only by newly streamed events, in ms. */
+const STREAM_MS = 100;
+
 /** Store fields whose change means a view must redraw. */
 const WATCHED = ["events", "version", "cursor", "selectedSeq", "notices", "machine"] as const satisfies readonly (keyof AppState)[];
 
@@ -27,16 +30,34 @@ export function useViewFrame(ref: RefObject<Element | null>, draw: (s: AppState,
     if (!el) return;
     let size: Size = { width: el.clientWidth, height: el.clientHeight };
     let frame = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let lastDraw = 0;
     const run = () => {
       frame = 0;
+      lastDraw = performance.now();
       drawRef.current(store.getState(), size);
     };
     const schedule = () => {
       if (!frame) frame = requestAnimationFrame(run);
     };
+    // While a run streams events and the views follow its end, nobody can read 60 new walks a
+    // second: redraw at most every STREAM_MS so the page keeps its frame rate (bench:ui).
+    // Scrubbing, selecting and resizing still redraw on the next frame.
+    const scheduleStreaming = () => {
+      if (frame || timer) return;
+      const wait = lastDraw + STREAM_MS - performance.now();
+      if (wait <= 0) schedule();
+      else timer = setTimeout(() => {
+        timer = undefined;
+        schedule();
+      }, wait);
+    };
     scheduleRef.current = schedule;
     const unsubscribe = store.subscribe((s, prev) => {
-      if (WATCHED.some((k) => s[k] !== prev[k])) schedule();
+      if (!WATCHED.some((k) => s[k] !== prev[k])) return;
+      const onlyNewEvents = s.cursor === prev.cursor && s.selectedSeq === prev.selectedSeq && s.notices === prev.notices && s.machine === prev.machine;
+      if (onlyNewEvents && s.status === "running" && s.cursor === null) scheduleStreaming();
+      else schedule();
     });
     // jsdom has no ResizeObserver: the view then keeps its first size
     const ro = typeof ResizeObserver === "function"
@@ -52,6 +73,7 @@ export function useViewFrame(ref: RefObject<Element | null>, draw: (s: AppState,
       unsubscribe();
       ro?.disconnect();
       if (frame) cancelAnimationFrame(frame);
+      clearTimeout(timer);
     };
   }, [ref]);
   return useCallback(() => scheduleRef.current(), []);
