@@ -23,7 +23,7 @@ import { decodeStruct, encodeStruct, type Decoded } from "../uapi/struct.ts";
 import { KFile } from "./fs.ts";
 import type { Kernel } from "./kernel.ts";
 import type { AccountMode } from "./pages.ts";
-import { IOMMUFD_OBJ, type AnyObject, type IommufdGroup, type IommufdIoas, type IommufdObject } from "./private.ts";
+import { IOMMUFD_OBJ, IommufdHwptNested, IommufdHwptPaging, type AnyObject, type IommufdGroup, type IommufdIoas, type IommufdObject } from "./private.ts";
 import * as ioas from "./ioas.ts";
 import * as hwpt from "./hw-pagetable.ts";
 import * as eventq from "./eventq.ts";
@@ -108,7 +108,12 @@ export class IommufdCtx {
   objectFinalize(obj: IommufdObject): void {
     obj.published = true;
     const t = this.kernel.machine.trace;
-    if (t.on) t.emit("iommufd.obj.alloc", { id: obj.id, type: obj.type, ictx: this.serial });
+    if (!t.on) return;
+    const links =
+      obj instanceof IommufdHwptPaging ? { ioas_id: obj.ioas.id, auto: obj.autoDomain }
+      : obj instanceof IommufdHwptNested ? { parent_id: obj.parent.id }
+      : {};
+    t.emit("iommufd.obj.alloc", { id: obj.id, type: obj.type, ictx: this.serial, ...links });
   }
 
   /** iommufd_object_abort: give the ID back; the object never existed. */

@@ -39,7 +39,11 @@ export interface EventMap {
   "engine.bug": { message: string; where: string };
 
   // ---- engine/kernel: iommufd objects ----------------------------------------------------------
-  "iommufd.obj.alloc": { id: number; type: string; ictx: number };
+  /**
+   * An object published. HWPT_PAGING carries its IOAS and whether it is an automatic domain
+   * (made by attaching to an IOAS); HWPT_NESTED its parent HWPT.
+   */
+  "iommufd.obj.alloc": { id: number; type: string; ictx: number; ioas_id?: number; auto?: boolean; parent_id?: number };
   "iommufd.obj.destroy": { id: number; type: string; ictx: number };
   "iommufd.ioas.map": { ioas_id: number; iova: U64; length: U64; pa_first: U64; prot: number };
   "iommufd.ioas.unmap": { ioas_id: number; iova: U64; length: U64 };

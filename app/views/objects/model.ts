@@ -144,10 +144,15 @@ function step(s: ObjectsState, e: TraceEvent): void {
   switch (e.k) {
     case "iommufd.obj.alloc": {
       const n: ObjNode = { key: objKey(e.ictx, e.id), ictx: e.ictx, id: e.id, type: e.type, seq: e.seq };
-      if (e.type === "HWPT_PAGING" && s.calls.request !== "IOMMU_HWPT_ALLOC") {
+      if (e.ioas_id !== undefined) {
+        // the engine names the links; traces recorded before it did are inferred below
+        n.ioas = e.ioas_id;
+        n.auto = !!e.auto;
+      } else if (e.type === "HWPT_PAGING" && s.calls.request !== "IOMMU_HWPT_ALLOC") {
         n.auto = true;
         if (s.callIoas?.cmd === e.cmd_seq) n.ioas = s.callIoas.ioas;
       }
+      if (e.parent_id !== undefined) n.parent = e.parent_id;
       s.nodes.set(n.key, n);
       break;
     }

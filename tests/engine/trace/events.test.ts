@@ -47,3 +47,17 @@ describe("DMA as a call", () => {
     expect(caused).toContain("dma.complete");
   });
 });
+
+describe("object links in iommufd.obj.alloc", () => {
+  it("names the IOAS of an automatic HWPT, so views need not infer it", async () => {
+    const events: TraceEvent[] = [];
+    const s = new Session({}, (e) => events.push(e));
+    await runScript(s, readFileSync("tests/scenarios/first-ioas.js", "utf8"), { console: () => {} });
+    const allocs = events.filter((e) => e.k === "iommufd.obj.alloc") as Extract<TraceEvent, { k: "iommufd.obj.alloc" }>[];
+    const ioas = allocs.find((e) => e.type === "IOAS")!;
+    const hwpt = allocs.find((e) => e.type === "HWPT_PAGING")!;
+    expect(hwpt.ioas_id).toBe(ioas.id);
+    expect(hwpt.auto).toBe(true);
+    expect(ioas.ioas_id).toBeUndefined();
+  });
+});
