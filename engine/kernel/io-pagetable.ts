@@ -283,7 +283,6 @@ export class IoPagetable {
         if (k) iommuUnmap(domain, iova0, k);
         return r;
       }
-      if (this.trace.on) this.trace.emit("iommu.map", { did: domain.id, iova: iova0 + k, paddr: pa, size: runEnd - k, pgsize: 0 });
       k = runEnd;
     }
     return 0;
@@ -291,8 +290,7 @@ export class IoPagetable {
 
   private unmapAreaFromDomain(area: IoptArea, domain: IommuDomain): void {
     const length = Number(area.last - area.start + 1n);
-    iommuUnmap(domain, Number(area.start), length);
-    if (this.trace.on) this.trace.emit("iommu.unmap", { did: domain.id, iova: u64(area.start), size: length });
+    iommuUnmap(domain, Number(area.start), length); // the driver emits iommu.unmap for what it removes
   }
 
   /** Unmap an area from every domain, then unpin it (iopt_area_unfill_domains). */

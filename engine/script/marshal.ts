@@ -209,10 +209,4 @@ function decodePointee(p: PendingPtr, scratch: Scratch, out: Decoded): void {
       (it as Record<string, unknown>)[f.name] = Array.isArray(x) ? x.map(toScript) : toScript(x as number | bigint);
     }
   });
-  void out;
-}
-
-/** Encode a plain value (FieldValue) map, for tests. */
-export function fieldValues(obj: Record<string, FieldValue>): Record<string, FieldValue> {
-  return obj;
 }

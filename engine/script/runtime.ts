@@ -11,7 +11,7 @@
  * call and return waiters of the session's SimLoop (simloop.ts), which moves simulated time only
  * when all script code is blocked, and reports a deadlock as a ScriptError.
  */
-import { ERRNO, STRERROR, errnoName, isErr, type Err, type ErrnoName } from "../uapi/errno.ts";
+import { ERRNO, STRERROR, err, errnoName, isErr, type Err, type ErrnoName } from "../uapi/errno.ts";
 import { ioctlByRequest, uapiConstants, type IoctlDef } from "../uapi/index.ts";
 import { iommu_hwpt_page_response, iommu_hwpt_pgfault } from "../uapi/iommufd.ts";
 import { decodeStruct } from "../uapi/struct.ts";
@@ -494,7 +494,7 @@ export function createGlobals(session: Session, opts: { console: ConsoleSink; li
         try {
           const fdn = num(fd, "poll fd");
           const f = kernel.fds.get(fdn);
-          if (!f) throw new ErrnoError(`poll(${fdn})`, { name: "EBADF", errno: 9, where: "do_poll", why: "", reason: `do_poll: fd ${fdn} is not open` } as unknown as Err);
+          if (!f) throw new ErrnoError(`poll(${fdn})`, err("EBADF", "do_poll", `fd ${fdn} is not open`));
           const timeout = timeout_ns === undefined ? undefined : num(timeout_ns, "poll timeout");
           if (timeout !== undefined && timeout < 0) throw new ScriptError(`poll(${fdn}): a negative timeout (${timeout}) means "forever" in poll(2); leave it out instead`);
           if (!(f instanceof FaultFile)) {
